@@ -1,0 +1,209 @@
+"""The agent's steps with I/O. Each emits one observation on the task's trace."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from ingestion.entities import entity_key, extract_entities
+from keel.domain import (
+    Candidate,
+    Draft,
+    FinalizeInput,
+    GenerateInput,
+    GradeInput,
+    GradeOutput,
+    PlanInput,
+    PlanOutput,
+    RerankInput,
+    RerankOutput,
+    RetrieveInput,
+    RetrieveOutput,
+)
+from keel.models import AnswerProvider, Generation, ModelError, Passage
+from keel.models.base import is_multi_hop
+from keel.models.grounding import assess
+from keel.settings import Settings
+from keel.tracing import StepTracer
+from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.fusion import reciprocal_rank_fusion
+from retrieval.graph_store import GraphStore
+from retrieval.rerank import Reranker
+from retrieval.types import ScoredChunk
+from retrieval.vector_store import VectorStore
+
+
+def _task_id() -> str:
+    return activity.info().workflow_id or "unknown-task"
+
+
+def _key(name: str) -> str:
+    # Stable across retries of the same activity: a retry overwrites, never duplicates.
+    return f"{activity.info().activity_id}/{name}"
+
+
+def _ids(chunks: Sequence[ScoredChunk]) -> list[str]:
+    return [c.chunk_id for c in chunks]
+
+
+class AgentActivities:
+    """Built once by the worker with its clients; methods run in the worker's thread pool."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        vectors: VectorStore,
+        graph: GraphStore,
+        dense: DenseEncoder,
+        sparse: SparseEncoder,
+        reranker: Reranker,
+        provider: AnswerProvider,
+        tracer: StepTracer,
+    ) -> None:
+        self._settings = settings
+        self._vectors = vectors
+        self._graph = graph
+        self._dense = dense
+        self._sparse = sparse
+        self._reranker = reranker
+        self._provider = provider
+        self._tracer = tracer
+
+    @activity.defn(name="agent.plan")
+    def plan(self, inp: PlanInput) -> PlanOutput:
+        with self._tracer.observe(_task_id(), _key("plan"), "plan", "chain", asdict(inp)) as obs:
+            if not inp.question.strip():
+                raise ApplicationError("the question is empty", type="InvalidInput", non_retryable=True)
+            out = PlanOutput(queries=[inp.question], entities=extract_entities(inp.question))
+            obs.update(output=asdict(out))
+            return out
+
+    @activity.defn(name="agent.retrieve")
+    def retrieve(self, inp: RetrieveInput) -> RetrieveOutput:
+        cfg = self._settings.retrieval
+        with self._tracer.observe(_task_id(), _key("retrieve"), "retrieve", "retriever", asdict(inp)) as obs:
+            ranked: list[list[ScoredChunk]] = []
+            for query in inp.queries:
+                with obs.child("dense", "retriever", {"query": query, "k": cfg.dense_k}) as child:
+                    hits = self._vectors.search_dense(inp.tenant, self._dense.encode_query(query), cfg.dense_k)
+                    child.update(output=_ids(hits))
+                    ranked.append(hits)
+                with obs.child("bm25", "retriever", {"query": query, "k": cfg.sparse_k}) as child:
+                    hits = self._vectors.search_sparse(inp.tenant, self._sparse.encode_query(query), cfg.sparse_k)
+                    child.update(output=_ids(hits))
+                    ranked.append(hits)
+            with obs.child("graph", "retriever", {"entities": inp.entities, "k": cfg.graph_k}) as child:
+                graph_hits = self._graph_hits(inp.tenant, inp.entities)
+                child.update(output=_ids(graph_hits))
+                ranked.append(graph_hits)
+            fused = reciprocal_rank_fusion(ranked, k=cfg.rrf_k, limit=cfg.fused_k)
+            sources = {c.chunk_id: sorted({h.source for hits in ranked for h in hits if h.chunk_id == c.chunk_id}) for c in fused}
+            out = RetrieveOutput(
+                candidates=[
+                    Candidate(c.chunk_id, c.document_id, round(c.score, 6), sources[c.chunk_id]) for c in fused
+                ]
+            )
+            obs.update(output=[asdict(c) for c in out.candidates])
+            return out
+
+    def _graph_hits(self, tenant: str, entities: Sequence[str]) -> list[ScoredChunk]:
+        if not entities:
+            return []
+        cfg = self._settings.retrieval
+        neighbours = self._graph.neighbour_chunks(
+            tenant, [entity_key(e) for e in entities], max_hops=2, limit=cfg.graph_k
+        )
+        return [
+            ScoredChunk(chunk_id=n.chunk_id, document_id=n.document_id, score=1.0 / n.hops, source="graph")
+            for n in neighbours
+        ]
+
+    @activity.defn(name="agent.rerank")
+    def rerank(self, inp: RerankInput) -> RerankOutput:
+        cfg = self._settings.retrieval
+        with self._tracer.observe(_task_id(), _key("rerank"), "rerank", "retriever", asdict(inp)) as obs:
+            chunks = self._vectors.get_chunks(inp.tenant, [c.chunk_id for c in inp.candidates])
+            prior = {c.chunk_id: c for c in inp.candidates}
+            scored = self._reranker.rerank(inp.question, chunks, limit=cfg.rerank_k)
+            out = RerankOutput(
+                passages=[
+                    Candidate(s.chunk_id, s.document_id, round(s.score, 6), prior[s.chunk_id].sources)
+                    for s in scored
+                ],
+                reranker=self._reranker.name,
+            )
+            obs.update(output=asdict(out))
+            return out
+
+    @activity.defn(name="agent.generate")
+    def generate(self, inp: GenerateInput) -> Draft:
+        with self._tracer.observe(_task_id(), _key("generate"), "generate", "generation", asdict(inp)) as obs:
+            passages = self._passages(inp.tenant, inp.passages)
+            try:
+                gen = self._provider.generate(inp.question, passages)
+            except ModelError as err:
+                raise ApplicationError(str(err), type="ModelRefused", non_retryable=not err.retryable) from err
+            models = self._settings.models
+            cost = (
+                gen.input_tokens * models.cost_per_1k_input_tokens
+                + gen.output_tokens * models.cost_per_1k_output_tokens
+            ) / 1000
+            draft = Draft(gen.answer, gen.citations, gen.model, gen.input_tokens, gen.output_tokens, round(cost, 6))
+            obs.update(
+                output=asdict(draft),
+                model=gen.model,
+                usage={"input": gen.input_tokens, "output": gen.output_tokens, "total": gen.input_tokens + gen.output_tokens},
+                cost=draft.cost,
+            )
+            return draft
+
+    def _passages(self, tenant: str, candidates: Sequence[Candidate]) -> list[Passage]:
+        chunks = self._vectors.get_chunks(tenant, [c.chunk_id for c in candidates])
+        return [Passage(c.document_id, c.chunk_id, c.title, c.text) for c in chunks]
+
+    @activity.defn(name="agent.grade")
+    def grade(self, inp: GradeInput) -> GradeOutput:
+        agent = self._settings.agent
+        with self._tracer.observe(_task_id(), _key("grade"), "grade", "evaluator", asdict(inp)) as obs:
+            passages = self._passages(inp.tenant, inp.passages)
+            draft = Generation(inp.draft.answer, inp.draft.citations, inp.draft.model)
+            grounding = assess(inp.question, draft, passages, self._dense.encode_documents)
+            weak = grounding.score < agent.grounding_threshold
+            # The next hop: entities the passages name that the question did not.
+            asked = {entity_key(e) for e in extract_entities(inp.question)}
+            found = [e for p in passages for e in extract_entities(p.text) if entity_key(e) not in asked]
+            new_entities = list(dict.fromkeys(found))[:5]
+            want_hop = weak or (is_multi_hop(inp.question) and inp.round == 1)
+            retry = want_hop and inp.round < agent.max_retrieval_rounds and bool(new_entities)
+            needs_review = inp.review == "always" or (inp.review == "auto" and weak)
+            reason = {
+                "always": "review requested",
+                "never": "",
+                "auto": f"weak grounding ({grounding.score:.2f} < {agent.grounding_threshold:.2f})" if weak else "",
+            }[inp.review]
+            out = GradeOutput(
+                grounding=grounding.score,
+                support=grounding.support,
+                relevance=grounding.relevance,
+                retry=retry,
+                refined_query=" ".join([inp.question, *new_entities]),
+                entities=new_entities,
+                needs_review=needs_review and not retry,
+                review_reason=reason,
+            )
+            obs.update(output=asdict(out))
+            return out
+
+    @activity.defn(name="agent.finalize")
+    def finalize(self, inp: FinalizeInput) -> None:
+        result = inp.result
+        task_id = _task_id()
+        if result.review is not None:
+            with self._tracer.observe(task_id, "review", "review", "guardrail", {"question": inp.question}) as obs:
+                obs.update(output=asdict(result.review))
+        with self._tracer.observe(task_id, _key("finalize"), "finalize", "span", {"question": inp.question}) as obs:
+            obs.update(output=asdict(result))
+        self._tracer.flush()

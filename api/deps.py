@@ -1,0 +1,43 @@
+"""Dependencies of the routes, as `Annotated` aliases. The app state is built in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import redis
+from fastapi import Depends, Request
+from temporalio.client import Client
+
+from keel.blobs import BlobStore
+from keel.settings import Settings
+from keel.tracing import LocalTraceStore
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    temporal: Client
+    blobs: BlobStore
+    redis: redis.Redis
+    traces: LocalTraceStore
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.keel
+    return state
+
+
+State = Annotated[AppState, Depends(_state)]
+
+
+def _temporal(state: State) -> Client:
+    return state.temporal
+
+
+def _settings(state: State) -> Settings:
+    return state.settings
+
+
+TemporalClient = Annotated[Client, Depends(_temporal)]
+KeelSettings = Annotated[Settings, Depends(_settings)]

@@ -1,0 +1,1 @@
+"""Connectors, parsing, chunking, change detection and entity extraction (no Temporal)."""

@@ -1,0 +1,125 @@
+"""`keel`: start the platform, run one component, ingest documents."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import uuid
+from pathlib import Path
+
+import typer
+
+from keel.settings import Settings
+
+app = typer.Typer(add_completion=False, help="Keel: agentic RAG on Temporal, Qdrant and FalkorDB.")
+
+SUPPORTED_SUFFIXES = {".md", ".txt"}
+
+
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as err:
+        typer.echo(f"keel: invalid settings:\n{err}", err=True)
+        raise typer.Exit(2) from err
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def up(
+    demo: bool = typer.Option(True, "--demo/--no-demo", help="Ingest the demo corpus once ready."),
+) -> None:
+    """Start Temporal, FalkorDB, a worker and the API on the embedded defaults, and supervise them."""
+    from keel.services import PortInUseError, run_platform
+
+    _logging()
+    try:
+        code = run_platform(_settings(), demo=demo)
+    except PortInUseError as err:
+        typer.echo(f"keel: {err}", err=True)
+        raise typer.Exit(2) from err
+    raise typer.Exit(code)
+
+
+@app.command()
+def worker() -> None:
+    """Run one worker (Qdrant Edge in-process) against the configured Temporal."""
+    from keel.worker import run_worker
+
+    _logging()
+    asyncio.run(run_worker(_settings()))
+
+
+@app.command()
+def api() -> None:
+    """Serve the REST API with uvicorn."""
+    import uvicorn
+
+    from api.app import create_app
+
+    _logging()
+    settings = _settings()
+    uvicorn.run(create_app(settings), host=settings.api.host, port=settings.api.port, log_level="info")
+
+
+@app.command()
+def ingest(
+    path: Path = typer.Argument(..., help="A file, or a folder searched recursively for .md and .txt files."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for indexing to finish."),
+) -> None:
+    """Index documents through an ingestion workflow (the same files twice change nothing)."""
+    from ingestion.files import DocumentFileError, load_documents
+
+    settings = _settings()
+    try:
+        documents = load_documents(path, SUPPORTED_SUFFIXES)
+    except DocumentFileError as err:
+        typer.echo(f"keel ingest: {err}", err=True)
+        raise typer.Exit(2) from err
+    if not documents:
+        typer.echo(f"keel ingest: no {', '.join(sorted(SUPPORTED_SUFFIXES))} files under {path}", err=True)
+        raise typer.Exit(2)
+    code = asyncio.run(_ingest(settings, documents, wait))
+    raise typer.Exit(code)
+
+
+async def _ingest(settings: Settings, documents: list[tuple[str, str, str]], wait: bool) -> int:
+    from temporalio.service import RPCError
+
+    from keel.ingest_client import start_batch
+
+    try:
+        handle = await start_batch(settings, documents, batch_id=f"ingest-batch-{uuid.uuid4().hex}")
+    except RPCError as err:
+        typer.echo(f"keel ingest: Temporal at {settings.temporal_address} refused: {err.message}", err=True)
+        return 1
+    except OSError as err:
+        typer.echo(f"keel ingest: cannot reach Temporal at {settings.temporal_address}: {err}", err=True)
+        return 1
+    typer.echo(f"ingesting {len(documents)} documents: workflow {handle.id}")
+    if not wait:
+        return 0
+    result = await handle.result()
+    chunks = sum(d.chunks for d in result.indexed)
+    typer.echo(f"indexed {len(result.indexed)} documents ({chunks} chunks); failed {len(result.failed)}")
+    for document_id, reason in result.failed.items():
+        typer.echo(f"  failed {document_id}: {reason}", err=True)
+    return 1 if result.failed else 0
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""An answerer that needs no LLM: the best-supported sentences of the reranked passages.
+
+For a multi-hop question it follows the chain: after the best sentence, each next
+sentence must name an entity the previous one introduced ("Halcyon depends on
+Kestrel" → "Kestrel is owned by Team Aurora" → "Team Aurora is led by Maya Okafor").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from keel.models.base import Citation, Embed, Generation, Passage, dot, is_multi_hop, split_sentences
+
+NO_ANSWER = "The indexed documents do not answer this question."
+# Term coverage separates sentences MiniLM finds equally close ("depends on" vs "sponsored by").
+_COVERAGE_WEIGHT = 0.5
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    {
+        "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "for", "from", "has", "have", "how",
+        "in", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when",
+        "where", "which", "who", "whom", "whose", "why", "with",
+    }
+)  # fmt: skip
+
+FindEntities = Callable[[str], list[str]]
+
+
+_IRREGULAR = {"led": "lead", "ran": "run", "held": "hold", "built": "build", "kept": "keep", "paid": "pay"}
+
+
+def _stem(word: str) -> str:
+    # Crude on purpose: "owns"/"owned"/"owning" → "own" is all the matching needs.
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def terms(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def _first_hop(question: str, find: FindEntities) -> str:
+    """The clause from the question's last named entity on: "Project Halcyon depends on"."""
+    names = find(question)
+    if not names:
+        return ""
+    start = max(question.rfind(n) for n in names)
+    return question[start:].rstrip("?. ") if start >= 0 else ""
+
+
+def _coverage(asked: set[str], sentence: str) -> float:
+    return _COVERAGE_WEIGHT * len(asked & terms(sentence)) / max(1, len(asked))
+
+
+class ExtractiveProvider:
+    """Quotes the sentences closest to the question; every sentence is its own citation."""
+
+    name = "extractive"
+    model = "extractive-minilm"
+
+    def __init__(
+        self,
+        embed: Embed,
+        find_entities: FindEntities | None = None,
+        max_sentences: int = 3,
+        keep_ratio: float = 0.75,
+    ) -> None:
+        if max_sentences < 1:
+            raise ValueError("max_sentences must be at least 1")
+        if not 0.0 < keep_ratio <= 1.0:
+            raise ValueError("keep_ratio must be in (0, 1]")
+        self._embed = embed
+        self._find_entities = find_entities
+        self._max_sentences = max_sentences
+        self._keep_ratio = keep_ratio
+
+    def generate(self, question: str, passages: Sequence[Passage]) -> Generation:
+        candidates = [(p, s) for p in passages for s in dict.fromkeys(split_sentences(p.text))]
+        if not candidates:
+            return Generation(answer=NO_ANSWER, citations=[], model=self.model)
+        scores = self._scores(question, passages, candidates)
+        if self._find_entities is not None and is_multi_hop(question):
+            first_hop = _first_hop(question, self._find_entities)
+            anchor = self._scores(first_hop, passages, candidates) if first_hop else scores
+            chosen = self._follow_chain(question, candidates, scores, anchor, self._find_entities)
+        else:
+            chosen = self._best(scores)
+        citations = [
+            Citation(document_id=candidates[i][0].document_id, chunk_id=candidates[i][0].chunk_id, quote=candidates[i][1])
+            for i in chosen
+        ]
+        answer = " ".join(c.quote for c in citations)
+        prompt_words = len(question.split()) + sum(len(s.split()) for _, s in candidates)
+        return Generation(
+            answer=answer,
+            citations=citations,
+            model=self.model,
+            input_tokens=prompt_words,
+            output_tokens=len(answer.split()),
+        )
+
+    def _scores(self, question: str, passages: Sequence[Passage], candidates: list[tuple[Passage, str]]) -> list[float]:
+        """Cosine to the question, plus a small prior for the reranker's order, plus term coverage."""
+        vectors = self._embed([question] + [s for _, s in candidates])
+        asked = terms(question)
+        rank = {p.chunk_id: i for i, p in enumerate(passages)}
+        return [
+            dot(vectors[0], vector)
+            + 0.02 * (len(passages) - rank[passage.chunk_id]) / len(passages)
+            + _coverage(asked, sentence)
+            for (passage, sentence), vector in zip(candidates, vectors[1:], strict=True)
+        ]
+
+    def _best(self, scores: list[float]) -> list[int]:
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        best = scores[order[0]]
+        return [i for i in order[: self._max_sentences] if scores[i] >= best * self._keep_ratio]
+
+    def _follow_chain(
+        self,
+        question: str,
+        candidates: list[tuple[Passage, str]],
+        scores: list[float],
+        anchor: list[float],
+        find: FindEntities,
+    ) -> list[int]:
+        names = [{e.casefold() for e in find(s)} for _, s in candidates]
+        seen = {e.casefold() for e in find(question)}
+        chosen = [max(range(len(candidates)), key=lambda i: anchor[i])]
+        asked = terms(question)
+        while len(chosen) < self._max_sentences:
+            # Terms earlier hops already answered no longer count: the next hop must add the rest.
+            covered = set().union(*(terms(candidates[i][1]) for i in chosen))
+            remaining = asked - covered
+            bridge = names[chosen[-1]] - seen
+            pool = [i for i in range(len(candidates)) if i not in chosen and names[i] & bridge]
+            # A hop moves forward: prefer sentences that do not go back to entities already covered.
+            forward = [i for i in pool if not names[i] & seen]
+            pool = forward or pool
+            if not pool:
+                break
+            seen |= bridge
+            chosen.append(
+                max(pool, key=lambda i: scores[i] - _coverage(asked, candidates[i][1]) + _coverage(remaining, candidates[i][1]))
+            )
+        return chosen

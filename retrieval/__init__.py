@@ -1,0 +1,1 @@
+"""Stores, encoders, fusion and reranking for Keel. No Temporal imports."""

@@ -1,0 +1,81 @@
+"""Dense (sentence-transformers) and sparse (BM25) encoders for chunks and queries."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from retrieval.types import SparseVec
+
+
+class DenseEncoder:
+    """A sentence-transformers model on CPU; embeddings are L2-normalised."""
+
+    def __init__(self, model_path: str, batch_size: int = 32) -> None:
+        if not model_path:
+            raise ValueError("model_path is empty: point it at a sentence-transformers model directory")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        # The model ships in a pip package; a hub lookup would only hang on these machines.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self._model: Any = SentenceTransformer(model_path, device="cpu")
+        self._batch_size = batch_size
+        dim = self._model.get_embedding_dimension()
+        if not dim:
+            raise ValueError(f"model at {model_path} does not report an embedding dimension")
+        self._dimension = int(dim)
+        # Number of texts encoded so far: tests and metrics count encoder work.
+        self.encode_calls = 0
+        self._lock = threading.Lock()
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def encode_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed passages, in input order."""
+        if not texts:
+            return []
+        with self._lock:
+            self.encode_calls += len(texts)
+        vectors = self._model.encode_document(
+            list(texts), batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return [[float(x) for x in row] for row in vectors]
+
+    def encode_query(self, text: str) -> list[float]:
+        """Embed one search query."""
+        with self._lock:
+            self.encode_calls += 1
+        vectors = self._model.encode_query(
+            [text], batch_size=1, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return [float(x) for x in vectors[0]]
+
+
+class SparseEncoder:
+    """BM25 term weights from qdrant_edge; IDF is applied by the store (Modifier.IDF)."""
+
+    def __init__(self, language: str = "english") -> None:
+        from qdrant_edge import Bm25, Bm25Config
+
+        self._bm25 = Bm25(Bm25Config(language=language))
+
+    def encode_documents(self, texts: Sequence[str]) -> list[SparseVec]:
+        """Term-frequency weights of each passage."""
+        return [_to_sparse(self._bm25.embed_document(text)) for text in texts]
+
+    def encode_document(self, text: str) -> SparseVec:
+        return _to_sparse(self._bm25.embed_document(text))
+
+    def encode_query(self, text: str) -> SparseVec:
+        """Weight 1 per unique query token."""
+        return _to_sparse(self._bm25.embed_query(text))
+
+
+def _to_sparse(vector: Any) -> SparseVec:
+    return SparseVec(indices=list(vector.indices), values=list(vector.values))

@@ -1,0 +1,53 @@
+"""Reciprocal rank fusion of ranked chunk lists, in Python (graph hits, or stores without RRF)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from retrieval.types import ScoredChunk
+
+
+def reciprocal_rank_fusion(
+    ranked_lists: Sequence[Sequence[ScoredChunk]],
+    k: int = 60,
+    weights: Sequence[float] | None = None,
+    limit: int | None = None,
+) -> list[ScoredChunk]:
+    """Fuse lists by sum of weight / (k + rank), rank from 1; ties broken by chunk_id."""
+    if k < 0:
+        raise ValueError(f"k must be non-negative, got {k}")
+    if weights is None:
+        weights = [1.0] * len(ranked_lists)
+    elif len(weights) != len(ranked_lists):
+        raise ValueError(f"{len(weights)} weights for {len(ranked_lists)} ranked lists")
+
+    scores: dict[str, float] = {}
+    first: dict[str, ScoredChunk] = {}
+    for ranked, weight in zip(ranked_lists, weights, strict=True):
+        seen: set[str] = set()
+        for rank, chunk in enumerate(ranked, start=1):
+            # A list that repeats a chunk counts it once, at its best rank.
+            if chunk.chunk_id in seen:
+                continue
+            seen.add(chunk.chunk_id)
+            scores[chunk.chunk_id] = scores.get(chunk.chunk_id, 0.0) + weight / (k + rank)
+            first[chunk.chunk_id] = _merge(first.get(chunk.chunk_id), chunk)
+
+    ordered = sorted(scores, key=lambda cid: (-scores[cid], cid))
+    if limit is not None:
+        ordered = ordered[:limit]
+    return [replace(first[cid], score=scores[cid], source="fused") for cid in ordered]
+
+
+def _merge(kept: ScoredChunk | None, new: ScoredChunk) -> ScoredChunk:
+    """Keep the first non-empty text/title/version/document_id seen for a chunk."""
+    if kept is None:
+        return new
+    return replace(
+        kept,
+        document_id=kept.document_id or new.document_id,
+        title=kept.title or new.title,
+        text=kept.text or new.text,
+        version=kept.version or new.version,
+    )

@@ -1,0 +1,344 @@
+"""Document─Chunk─Entity graph in FalkorDB, one graph per tenant.
+
+Model: (:Document {id, title, version, chunks})-[:HAS_CHUNK]->(:Chunk {id, position, document_id})
+-[:MENTIONS]->(:Entity {key, name}); (:Entity)-[:REL {kind, document_id}]->(:Entity).
+All Cypher is parameterised; labels and relation kinds are fixed or from an allow-list.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from falkordb import FalkorDB
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from retrieval.types import (
+    GraphNeighbour,
+    InvalidRequestError,
+    StoreError,
+    StoreUnavailableError,
+    validate_tenant,
+)
+
+RELATION_KINDS = frozenset({"MENTIONS", "OWNS", "LEADS", "DEPENDS_ON", "MEMBER_OF", "RELATED_TO"})
+_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+# (label or relation type, property, is an edge index)
+_INDEXES = (
+    ("Document", "id", False),
+    ("Chunk", "id", False),
+    ("Entity", "key", False),
+    ("REL", "document_id", True),
+)
+
+
+# Cypher. Parameters only; the one interpolation (ensure_indexes) uses names from _INDEXES.
+LIST_INDEXES = "CALL db.indexes() YIELD label, properties RETURN label, properties"
+DOCUMENT_ENTITY_KEYS = """
+MATCH (:Document {id: $doc})-[:HAS_CHUNK]->(:Chunk)-[:MENTIONS]->(e:Entity)
+RETURN DISTINCT e.key
+"""
+MERGE_DOCUMENT = """
+MERGE (d:Document {id: $doc})
+SET d.title = $title, d.version = $version, d.chunks = $n
+"""
+DELETE_STALE_CHUNKS = """
+MATCH (:Document {id: $doc})-[:HAS_CHUNK]->(c:Chunk)
+WHERE NOT c.id IN $keep
+DETACH DELETE c
+"""
+MERGE_CHUNKS = """
+MATCH (d:Document {id: $doc})
+UNWIND $chunks AS row
+MERGE (c:Chunk {id: row.id})
+SET c.position = row.position, c.document_id = $doc
+MERGE (d)-[:HAS_CHUNK]->(c)
+"""
+DELETE_STALE_MENTIONS = """
+UNWIND $chunks AS row
+MATCH (:Document {id: $doc})-[:HAS_CHUNK]->(c:Chunk {id: row.id})-[m:MENTIONS]->(e:Entity)
+WHERE NOT e.key IN row.keys
+DELETE m
+"""
+MERGE_MENTIONS = """
+UNWIND $mentions AS row
+MATCH (c:Chunk {id: row.chunk})
+MERGE (e:Entity {key: row.key})
+ON CREATE SET e.name = row.name
+MERGE (c)-[:MENTIONS]->(e)
+"""
+DELETE_RELATIONS = """
+MATCH (:Entity)-[r:REL {document_id: $doc}]->(:Entity)
+DELETE r
+"""
+CREATE_RELATIONS = """
+UNWIND $rels AS row
+MATCH (a:Entity {key: row.source}), (b:Entity {key: row.target})
+MERGE (a)-[:REL {kind: row.kind, document_id: $doc}]->(b)
+"""
+DELETE_ORPHAN_ENTITIES = """
+UNWIND $keys AS key
+MATCH (e:Entity {key: key})
+WHERE NOT ()-[:MENTIONS]->(e)
+DETACH DELETE e
+"""
+DELETE_DOCUMENT = """
+MATCH (d:Document {id: $doc})
+OPTIONAL MATCH (d)-[:HAS_CHUNK]->(c:Chunk)
+DETACH DELETE c, d
+"""
+ONE_HOP = """
+UNWIND $keys AS key
+MATCH (e:Entity {key: key})<-[:MENTIONS]-(c:Chunk)
+WITH c, min(e.key) AS via, count(DISTINCT e) AS support
+RETURN c.id, c.document_id, via
+ORDER BY support DESC, c.id
+LIMIT $limit
+"""
+# Two hops: entities linked to a query entity by REL (either way) or mentioned in the same chunk.
+RELATED_KEYS = """
+UNWIND $keys AS key
+MATCH (e:Entity {key: key})
+MATCH (e)-[:REL]-(n:Entity)
+WHERE NOT n.key IN $keys
+RETURN n.key AS key
+UNION
+UNWIND $keys AS key
+MATCH (e:Entity {key: key})<-[:MENTIONS]-(:Chunk)-[:MENTIONS]->(n:Entity)
+WHERE NOT n.key IN $keys
+RETURN n.key AS key
+"""
+ENTITY_KEYS_IN = """
+UNWIND $ids AS id
+MATCH (:Chunk {id: id})-[:MENTIONS]->(e:Entity)
+RETURN DISTINCT e.key AS key
+ORDER BY key
+"""
+DOCUMENT = """
+MATCH (d:Document {id: $doc})
+RETURN d.id, d.title, d.version, d.chunks
+"""
+COUNTS = """
+OPTIONAL MATCH (d:Document) WITH count(d) AS documents
+OPTIONAL MATCH (c:Chunk) WITH documents, count(c) AS chunks
+OPTIONAL MATCH (e:Entity) WITH documents, chunks, count(e) AS entities
+OPTIONAL MATCH (:Chunk)-[m:MENTIONS]->(:Entity) WITH documents, chunks, entities, count(m) AS mentions
+OPTIONAL MATCH (:Entity)-[r:REL]->(:Entity)
+RETURN documents, chunks, entities, mentions, count(r) AS relations
+"""
+
+
+@dataclass(frozen=True)
+class GraphChunk:
+    chunk_id: str
+    position: int
+    entities: list[tuple[str, str]] = field(default_factory=list)  # (entity key, display name)
+
+
+@dataclass(frozen=True)
+class GraphRelation:
+    source_key: str
+    target_key: str
+    kind: str
+    document_id: str
+
+
+class GraphStore:
+    """FalkorDB access for one prefix; the client does not retry (Temporal does)."""
+
+    def __init__(self, url: str, prefix: str = "keel", socket_timeout_s: float = 30.0) -> None:
+        if not _PREFIX.fullmatch(prefix):
+            raise ValueError(f"invalid graph prefix {prefix!r}: expected {_PREFIX.pattern}")
+        self._prefix = prefix
+        self._url = url
+        # Zero retries, stated explicitly: redis-py's default differs by constructor (Redis()
+        # retries 3 times with backoff), and Temporal's retry policy must be the only one.
+        # The client talks to the server already here (it probes for sentinel and cluster).
+        with self._errors(f"connect to {url}", "-"):
+            self._db = FalkorDB.from_url(
+                url,
+                retry=Retry(NoBackoff(), 0),
+                retry_on_error=[],
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=min(socket_timeout_s, 5.0),
+            )
+        self._indexed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def graph_name(self, tenant: str) -> str:
+        return f"{self._prefix}_{validate_tenant(tenant)}"
+
+    @contextmanager
+    def _errors(self, what: str, tenant: str) -> Iterator[None]:
+        try:
+            yield
+        except StoreError:
+            raise
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailableError(f"falkordb: {what} (tenant {tenant!r}) failed: {exc}") from exc
+        except RedisError as exc:
+            raise StoreError(f"falkordb: {what} (tenant {tenant!r}) failed: {exc}") from exc
+
+    def _run(
+        self, tenant: str, what: str, cypher: str, params: dict[str, Any] | None = None
+    ) -> list[list[Any]]:
+        with self._errors(what, tenant):
+            return list(self._db.select_graph(self.graph_name(tenant)).query(cypher, params).result_set)
+
+    def _read(
+        self, tenant: str, what: str, cypher: str, params: dict[str, Any] | None = None
+    ) -> list[list[Any]]:
+        name = self.graph_name(tenant)
+        with self._errors(what, tenant):
+            # A read must not create the tenant's graph (any GRAPH.QUERY on a missing key would).
+            if not self._db.connection.exists(name):
+                return []
+            return list(self._db.select_graph(name).ro_query(cypher, params).result_set)
+
+    def ensure_indexes(self, tenant: str) -> None:
+        """Create the lookup indexes of the tenant's graph that do not exist yet."""
+        name = self.graph_name(tenant)
+        with self._lock:
+            if name in self._indexed:
+                return
+        existing = {
+            (row[0], prop) for row in self._run(tenant, "list indexes", LIST_INDEXES) for prop in row[1]
+        }
+        for label, prop, is_edge in _INDEXES:
+            if (label, prop) in existing:
+                continue
+            pattern = f"()-[x:{label}]-()" if is_edge else f"(x:{label})"
+            try:
+                self._run(tenant, f"index {label}.{prop}", f"CREATE INDEX FOR {pattern} ON (x.{prop})")
+            except StoreError:
+                # Another writer may have created it meanwhile ("already indexed"); re-check, don't parse.
+                rows = self._run(tenant, "list indexes", LIST_INDEXES)
+                if not any(row[0] == label and prop in row[1] for row in rows):
+                    raise
+        with self._lock:
+            self._indexed.add(name)
+
+    def upsert_document(
+        self,
+        tenant: str,
+        document_id: str,
+        title: str,
+        version: str,
+        chunks: Sequence[GraphChunk],
+        relations: Sequence[GraphRelation],
+    ) -> None:
+        """Replace the document's chunks, mentions and relations; running it twice changes nothing.
+
+        Relations whose endpoints no chunk mentions are dropped: entities live only while mentioned.
+        """
+        _check_document(document_id, chunks, relations)
+        self.ensure_indexes(tenant)
+        doc = {"doc": document_id}
+        old_keys = [row[0] for row in self._run(tenant, "read mentions", DOCUMENT_ENTITY_KEYS, doc)]
+        chunk_rows = [
+            {"id": c.chunk_id, "position": c.position, "keys": [k for k, _ in c.entities]} for c in chunks
+        ]
+        mentions = [{"chunk": c.chunk_id, "key": k, "name": n} for c in chunks for k, n in c.entities]
+        rels = [{"source": r.source_key, "target": r.target_key, "kind": r.kind} for r in relations]
+        what = f"upsert of document {document_id!r}"
+        self._run(tenant, what, MERGE_DOCUMENT, {**doc, "title": title, "version": version, "n": len(chunks)})
+        self._run(tenant, what, DELETE_STALE_CHUNKS, {**doc, "keep": [c.chunk_id for c in chunks]})
+        self._run(tenant, what, MERGE_CHUNKS, {**doc, "chunks": chunk_rows})
+        self._run(tenant, what, DELETE_STALE_MENTIONS, {**doc, "chunks": chunk_rows})
+        self._run(tenant, what, MERGE_MENTIONS, {"mentions": mentions})
+        self._run(tenant, what, DELETE_RELATIONS, doc)
+        self._run(tenant, what, CREATE_RELATIONS, {**doc, "rels": rels})
+        self._run(tenant, what, DELETE_ORPHAN_ENTITIES, {"keys": old_keys})
+
+    def delete_document(self, tenant: str, document_id: str) -> None:
+        """Remove the document, its chunks, its relations and the entities only it mentioned."""
+        doc = {"doc": document_id}
+        what = f"delete of document {document_id!r}"
+        old_keys = [row[0] for row in self._read(tenant, "read mentions", DOCUMENT_ENTITY_KEYS, doc)]
+        if not self._db.connection.exists(self.graph_name(tenant)):
+            return
+        self._run(tenant, what, DELETE_DOCUMENT, doc)
+        self._run(tenant, what, DELETE_RELATIONS, doc)
+        self._run(tenant, what, DELETE_ORPHAN_ENTITIES, {"keys": old_keys})
+
+    def neighbour_chunks(
+        self, tenant: str, entity_keys: Sequence[str], max_hops: int = 2, limit: int = 20
+    ) -> list[GraphNeighbour]:
+        """Chunks mentioning the entities (1 hop), then chunks of related or co-mentioned ones (2 hops)."""
+        if not 1 <= max_hops <= 2:
+            raise InvalidRequestError(f"max_hops must be 1 or 2, got {max_hops}")
+        keys = sorted(set(entity_keys))
+        if not keys or limit < 1:
+            return []
+        found: dict[str, GraphNeighbour] = {}
+        for row in self._read(tenant, "one-hop neighbours", ONE_HOP, {"keys": keys, "limit": limit}):
+            found[row[0]] = GraphNeighbour(chunk_id=row[0], document_id=row[1], hops=1, via=row[2])
+        if max_hops == 1 or len(found) >= limit:
+            return list(found.values())
+        second = sorted(
+            {row[0] for row in self._read(tenant, "related entities", RELATED_KEYS, {"keys": keys})}
+        )
+        if not second:
+            return list(found.values())
+        # Ask for enough that chunks already found at one hop cannot crowd out new ones.
+        params = {"keys": second, "limit": limit + len(found)}
+        for row in self._read(tenant, "two-hop neighbours", ONE_HOP, params):
+            if row[0] not in found and len(found) < limit:
+                found[row[0]] = GraphNeighbour(chunk_id=row[0], document_id=row[1], hops=2, via=row[2])
+        return list(found.values())
+
+    def entity_keys_in(self, tenant: str, chunk_ids: Sequence[str]) -> list[str]:
+        """Keys of the entities the chunks mention, sorted."""
+        if not chunk_ids:
+            return []
+        rows = self._read(tenant, "entities of chunks", ENTITY_KEYS_IN, {"ids": list(chunk_ids)})
+        return [row[0] for row in rows]
+
+    def document(self, tenant: str, document_id: str) -> dict[str, Any] | None:
+        """{id, title, version, chunks} of a stored document, or None."""
+        rows = self._read(tenant, f"read of document {document_id!r}", DOCUMENT, {"doc": document_id})
+        if not rows:
+            return None
+        doc_id, title, version, chunks = rows[0]
+        return {"id": doc_id, "title": title, "version": version, "chunks": chunks}
+
+    def counts(self, tenant: str) -> dict[str, int]:
+        """Numbers of documents, chunks, entities, mentions and relations in the tenant's graph."""
+        names = ("documents", "chunks", "entities", "mentions", "relations")
+        rows = self._read(tenant, "counts", COUNTS)
+        values = rows[0] if rows else [0] * len(names)
+        return {name: int(value) for name, value in zip(names, values, strict=True)}
+
+    def close(self) -> None:
+        with self._errors("close", "-"):
+            self._db.connection.close()
+
+
+def _check_document(
+    document_id: str, chunks: Sequence[GraphChunk], relations: Sequence[GraphRelation]
+) -> None:
+    if not document_id:
+        raise InvalidRequestError("document_id is empty")
+    for chunk in chunks:
+        if not chunk.chunk_id or any(not key for key, _ in chunk.entities):
+            raise InvalidRequestError(
+                f"document {document_id!r}: chunk {chunk.chunk_id!r} has an empty id or key"
+            )
+    for rel in relations:
+        if rel.kind not in RELATION_KINDS:
+            raise InvalidRequestError(
+                f"document {document_id!r}: relation kind {rel.kind!r} not in {sorted(RELATION_KINDS)}"
+            )
+        if rel.document_id != document_id:
+            raise InvalidRequestError(
+                f"document {document_id!r}: relation {rel.source_key!r}->{rel.target_key!r} "
+                f"belongs to {rel.document_id!r}"
+            )

@@ -1,0 +1,78 @@
+"""Rerankers: a feature reranker that needs no download, or a sentence-transformers CrossEncoder."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Protocol
+
+from retrieval.encoders import DenseEncoder
+from retrieval.types import ScoredChunk
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    {
+        "a", "an", "and", "are", "as", "at", "be", "by", "does", "for", "from", "has", "have", "how", "in",
+        "is", "it", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when", "where", "which",
+        "who", "whom", "whose", "why", "with",
+    }
+)  # fmt: skip
+
+
+def _terms(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+class Reranker(Protocol):
+    name: str
+
+    def rerank(self, query: str, chunks: Sequence[ScoredChunk], limit: int) -> list[ScoredChunk]: ...
+
+
+class FeatureReranker:
+    """Query–passage cosine (title + text, MiniLM) blended with query-term coverage.
+
+    Needs no weights beyond the embedding model. The blend favours the semantic
+    score and uses term coverage to separate near-ties on names and numbers.
+    """
+
+    name = "feature-minilm"
+
+    def __init__(self, encoder: DenseEncoder, semantic_weight: float = 0.75) -> None:
+        if not 0.0 <= semantic_weight <= 1.0:
+            raise ValueError("semantic_weight must be in [0, 1]")
+        self._encoder = encoder
+        self._semantic_weight = semantic_weight
+
+    def rerank(self, query: str, chunks: Sequence[ScoredChunk], limit: int) -> list[ScoredChunk]:
+        if not chunks:
+            return []
+        vectors = self._encoder.encode_documents([query, *(f"{c.title}\n{c.text}" for c in chunks)])
+        query_terms = _terms(query)
+        scored = []
+        for chunk, vec in zip(chunks, vectors[1:], strict=True):
+            cosine = sum(a * b for a, b in zip(vectors[0], vec, strict=True))
+            coverage = len(query_terms & _terms(f"{chunk.title} {chunk.text}")) / max(1, len(query_terms))
+            score = self._semantic_weight * cosine + (1 - self._semantic_weight) * coverage
+            scored.append(replace(chunk, score=score, source="rerank"))
+        scored.sort(key=lambda c: (-c.score, c.chunk_id))
+        return scored[:limit]
+
+
+class CrossEncoderReranker:
+    """Any sentence-transformers CrossEncoder from a local path."""
+
+    def __init__(self, model_path: str) -> None:
+        from sentence_transformers import CrossEncoder
+
+        self._model = CrossEncoder(model_path, device="cpu")
+        self.name = f"cross-encoder:{model_path}"
+
+    def rerank(self, query: str, chunks: Sequence[ScoredChunk], limit: int) -> list[ScoredChunk]:
+        if not chunks:
+            return []
+        scores = self._model.predict([(query, f"{c.title}\n{c.text}") for c in chunks])
+        scored = [replace(c, score=float(s), source="rerank") for c, s in zip(chunks, scores, strict=True)]
+        scored.sort(key=lambda c: (-c.score, c.chunk_id))
+        return scored[:limit]

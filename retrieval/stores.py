@@ -1,0 +1,25 @@
+"""Builds the configured vector store: Qdrant Edge in-process, or a Qdrant server."""
+
+from __future__ import annotations
+
+from keel.settings import Settings
+from retrieval.vector_store import VectorStore
+
+# Seconds per request to a Qdrant server; a slow call fails and Temporal retries the activity.
+QDRANT_TIMEOUT_S = 10
+
+
+def make_vector_store(settings: Settings) -> VectorStore:
+    """Qdrant Edge under the data dir when no Qdrant URL is set, else a qdrant-client store."""
+    if not settings.qdrant.url:
+        from retrieval.qdrant_edge_store import QdrantEdgeStore
+
+        return QdrantEdgeStore(settings.qdrant_edge_dir)
+
+    from qdrant_client import QdrantClient
+
+    from retrieval.qdrant_server_store import QdrantServerStore
+
+    api_key = settings.qdrant.api_key.get_secret_value() if settings.qdrant.api_key else None
+    client = QdrantClient(url=settings.qdrant.url, api_key=api_key, timeout=QDRANT_TIMEOUT_S)
+    return QdrantServerStore(client, settings.qdrant.collection)

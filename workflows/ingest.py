@@ -1,0 +1,69 @@
+"""Ingestion workflows: one per document, and a batch that fans documents out as children."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ChildWorkflowError, FailureError
+from temporalio.workflow import ParentClosePolicy
+
+from workflows import policies
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ingestion import IngestionActivities
+    from keel.domain import DocumentRef, IndexedDocument, IngestBatchInput, IngestBatchOutput
+
+
+def document_workflow_id(tenant: str, document_id: str) -> str:
+    """One id per document: its latest ingestion is what `GET /v1/documents/{id}` reports."""
+    return f"ingest-doc-{tenant}-{document_id}"
+
+
+def _root_cause(err: BaseException) -> str:
+    """The innermost failure message: the activity's reason, not 'child workflow failed'."""
+    while isinstance(err, FailureError) and err.cause is not None:
+        err = err.cause
+    return str(err)
+
+
+@workflow.defn
+class IngestDocumentWorkflow:
+    @workflow.run
+    async def run(self, ref: DocumentRef) -> IndexedDocument:
+        return await workflow.execute_activity_method(
+            IngestionActivities.index_document,
+            ref,
+            start_to_close_timeout=policies.INDEX_DOCUMENT_TIMEOUT,
+            heartbeat_timeout=policies.INDEX_DOCUMENT_HEARTBEAT,
+            retry_policy=policies.INDEX_DOCUMENT_RETRY,
+        )
+
+
+@workflow.defn
+class IngestBatchWorkflow:
+    """Indexes many documents, a few at a time; one failed document never stops the rest."""
+
+    @workflow.run
+    async def run(self, batch: IngestBatchInput) -> IngestBatchOutput:
+        slots = asyncio.Semaphore(policies.INGEST_CONCURRENCY)
+        indexed: list[IndexedDocument] = []
+        failed: dict[str, str] = {}
+
+        async def one(ref: DocumentRef) -> None:
+            async with slots:
+                try:
+                    indexed.append(
+                        await workflow.execute_child_workflow(
+                            IngestDocumentWorkflow.run,
+                            ref,
+                            id=document_workflow_id(ref.tenant, ref.document_id),
+                            parent_close_policy=ParentClosePolicy.ABANDON,
+                        )
+                    )
+                except (ChildWorkflowError, FailureError) as err:
+                    failed[ref.document_id] = _root_cause(err)
+
+        await asyncio.gather(*(one(ref) for ref in batch.documents))
+        indexed.sort(key=lambda d: d.document_id)
+        return IngestBatchOutput(indexed=indexed, failed=dict(sorted(failed.items())))

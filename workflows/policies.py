@@ -1,0 +1,39 @@
+"""Timeouts and retry policies of every activity, by name. Temporal owns all retries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+# Short in-process steps: local activities, a few quick retries.
+FAST_STEP_TIMEOUT = timedelta(seconds=30)
+FAST_STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=5,
+    non_retryable_error_types=["InvalidInput"],
+)
+
+# Model calls: slow and flaky endpoints; regular activities so a worker crash resumes here.
+MODEL_CALL_TIMEOUT = timedelta(minutes=3)
+MODEL_CALL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=6,
+    non_retryable_error_types=["InvalidInput", "ModelRefused"],
+)
+
+# Indexing one document: parse, chunk, embed, write both stores; heartbeats while embedding.
+INDEX_DOCUMENT_TIMEOUT = timedelta(minutes=10)
+INDEX_DOCUMENT_HEARTBEAT = timedelta(seconds=60)
+INDEX_DOCUMENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+    non_retryable_error_types=["InvalidInput", "UnsupportedDocument"],
+)
+
+# Documents indexed at once by one batch workflow: the single embedded worker embeds on 2 cores.
+INGEST_CONCURRENCY = 4
