@@ -88,11 +88,15 @@ class AgentActivities:
             ranked: list[list[ScoredChunk]] = []
             for query in inp.queries:
                 with obs.child("dense", "retriever", {"query": query, "k": cfg.dense_k}) as child:
-                    hits = self._vectors.search_dense(inp.tenant, self._dense.encode_query(query), cfg.dense_k)
+                    hits = self._vectors.search_dense(
+                        inp.tenant, self._dense.encode_query(query), cfg.dense_k
+                    )
                     child.update(output=_ids(hits))
                     ranked.append(hits)
                 with obs.child("bm25", "retriever", {"query": query, "k": cfg.sparse_k}) as child:
-                    hits = self._vectors.search_sparse(inp.tenant, self._sparse.encode_query(query), cfg.sparse_k)
+                    hits = self._vectors.search_sparse(
+                        inp.tenant, self._sparse.encode_query(query), cfg.sparse_k
+                    )
                     child.update(output=_ids(hits))
                     ranked.append(hits)
             with obs.child("graph", "retriever", {"entities": inp.entities, "k": cfg.graph_k}) as child:
@@ -100,10 +104,14 @@ class AgentActivities:
                 child.update(output=_ids(graph_hits))
                 ranked.append(graph_hits)
             fused = reciprocal_rank_fusion(ranked, k=cfg.rrf_k, limit=cfg.fused_k)
-            sources = {c.chunk_id: sorted({h.source for hits in ranked for h in hits if h.chunk_id == c.chunk_id}) for c in fused}
+            sources = {
+                c.chunk_id: sorted({h.source for hits in ranked for h in hits if h.chunk_id == c.chunk_id})
+                for c in fused
+            }
             out = RetrieveOutput(
                 candidates=[
-                    Candidate(c.chunk_id, c.document_id, round(c.score, 6), sources[c.chunk_id]) for c in fused
+                    Candidate(c.chunk_id, c.document_id, round(c.score, 6), sources[c.chunk_id])
+                    for c in fused
                 ]
             )
             obs.update(output=[asdict(c) for c in out.candidates])
@@ -145,17 +153,25 @@ class AgentActivities:
             try:
                 gen = self._provider.generate(inp.question, passages)
             except ModelError as err:
-                raise ApplicationError(str(err), type="ModelRefused", non_retryable=not err.retryable) from err
+                raise ApplicationError(
+                    str(err), type="ModelRefused", non_retryable=not err.retryable
+                ) from err
             models = self._settings.models
             cost = (
                 gen.input_tokens * models.cost_per_1k_input_tokens
                 + gen.output_tokens * models.cost_per_1k_output_tokens
             ) / 1000
-            draft = Draft(gen.answer, gen.citations, gen.model, gen.input_tokens, gen.output_tokens, round(cost, 6))
+            draft = Draft(
+                gen.answer, gen.citations, gen.model, gen.input_tokens, gen.output_tokens, round(cost, 6)
+            )
             obs.update(
                 output=asdict(draft),
                 model=gen.model,
-                usage={"input": gen.input_tokens, "output": gen.output_tokens, "total": gen.input_tokens + gen.output_tokens},
+                usage={
+                    "input": gen.input_tokens,
+                    "output": gen.output_tokens,
+                    "total": gen.input_tokens + gen.output_tokens,
+                },
                 cost=draft.cost,
             )
             return draft
@@ -182,7 +198,9 @@ class AgentActivities:
             reason = {
                 "always": "review requested",
                 "never": "",
-                "auto": f"weak grounding ({grounding.score:.2f} < {agent.grounding_threshold:.2f})" if weak else "",
+                "auto": f"weak grounding ({grounding.score:.2f} < {agent.grounding_threshold:.2f})"
+                if weak
+                else "",
             }[inp.review]
             out = GradeOutput(
                 grounding=grounding.score,
@@ -202,8 +220,12 @@ class AgentActivities:
         result = inp.result
         task_id = _task_id()
         if result.review is not None:
-            with self._tracer.observe(task_id, "review", "review", "guardrail", {"question": inp.question}) as obs:
+            with self._tracer.observe(
+                task_id, "review", "review", "guardrail", {"question": inp.question}
+            ) as obs:
                 obs.update(output=asdict(result.review))
-        with self._tracer.observe(task_id, _key("finalize"), "finalize", "span", {"question": inp.question}) as obs:
+        with self._tracer.observe(
+            task_id, _key("finalize"), "finalize", "span", {"question": inp.question}
+        ) as obs:
             obs.update(output=asdict(result))
         self._tracer.flush()

@@ -51,11 +51,17 @@ class IngestionActivities:
         pieces = chunk_text(text, cfg.chunk_chars, cfg.chunk_overlap_chars)
         if not pieces:
             raise ApplicationError(
-                f"document {ref.document_id} has no text to index", type="UnsupportedDocument", non_retryable=True
+                f"document {ref.document_id} has no text to index",
+                type="UnsupportedDocument",
+                non_retryable=True,
             )
         version = content_version(title, text)
         stored = self._graph.document(ref.tenant, ref.document_id)
-        if stored and stored.get("version") == version and self._vectors.count(ref.tenant, ref.document_id) == len(pieces):
+        if (
+            stored
+            and stored.get("version") == version
+            and self._vectors.count(ref.tenant, ref.document_id) == len(pieces)
+        ):
             # Unchanged since the last ingestion: no embedding, no write.
             return IndexedDocument(ref.document_id, version, len(pieces), 0, removed_chunks=0)
 
@@ -86,12 +92,18 @@ class IngestionActivities:
             graph_chunks.append(GraphChunk(chunk_id, position, [(entity_key(n), n) for n in names]))
             for rel in extract_relations(piece, names):
                 source, target = entity_key(rel.source), entity_key(rel.target)
-                relations[(source, target, rel.kind)] = GraphRelation(source, target, rel.kind, ref.document_id)
+                relations[(source, target, rel.kind)] = GraphRelation(
+                    source, target, rel.kind, ref.document_id
+                )
 
         self._vectors.upsert(records)
         keep = [r.chunk_id for r in records]
         removed = (self._vectors.count(ref.tenant, ref.document_id) - len(keep)) if stored else 0
         self._vectors.delete_document(ref.tenant, ref.document_id, keep_chunk_ids=keep)
-        self._graph.upsert_document(ref.tenant, ref.document_id, title, version, graph_chunks, list(relations.values()))
+        self._graph.upsert_document(
+            ref.tenant, ref.document_id, title, version, graph_chunks, list(relations.values())
+        )
         entities = {key for chunk in graph_chunks for key, _ in chunk.entities}
-        return IndexedDocument(ref.document_id, version, len(records), len(entities), removed_chunks=max(0, removed))
+        return IndexedDocument(
+            ref.document_id, version, len(records), len(entities), removed_chunks=max(0, removed)
+        )

@@ -50,7 +50,11 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
     @app.exception_handler(RPCError)
     async def temporal_unavailable(request: Request, err: RPCError) -> JSONResponse:
         # The client did nothing wrong: Temporal is down or overloaded.
-        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED):
+        if err.status in (
+            RPCStatusCode.UNAVAILABLE,
+            RPCStatusCode.DEADLINE_EXCEEDED,
+            RPCStatusCode.RESOURCE_EXHAUSTED,
+        ):
             return JSONResponse({"detail": f"Temporal is unavailable: {err.message}"}, status_code=503)
         return JSONResponse({"detail": f"Temporal refused the request: {err.message}"}, status_code=502)
 

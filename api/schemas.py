@@ -17,7 +17,9 @@ def _not_blank(value: str, what: str) -> str:
 
 
 class DocumentIn(BaseModel):
-    id: str | None = Field(default=None, pattern=DOCUMENT_ID_PATTERN, description="Omit to derive one from the content")
+    id: str | None = Field(
+        default=None, pattern=DOCUMENT_ID_PATTERN, description="Omit to derive one from the content"
+    )
     title: str = Field(min_length=1, max_length=500)
     text: str = Field(min_length=1, max_length=MAX_DOCUMENT_CHARS)
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from temporalio.client import (
@@ -59,7 +60,7 @@ async def describe(client: Client, task_id: str) -> WorkflowExecutionDescription
 
 
 async def task_view(client: Client, execution: WorkflowExecution, with_result: bool) -> TaskOut:
-    memo: dict[str, Any] = await execution.memo()
+    memo: Mapping[str, Any] = await execution.memo()
     status = task_status(execution)
     view = TaskOut(id=execution.id, question=memo.get("question"), status=status, step=memo.get("step"))  # type: ignore[arg-type]
     if not with_result:

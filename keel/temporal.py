@@ -25,14 +25,17 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
     existing = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=namespace)
     )
-    missing = {name: kind for name, kind in SEARCH_ATTRIBUTES.items() if name not in existing.custom_attributes}
+    missing = {
+        name: kind for name, kind in SEARCH_ATTRIBUTES.items() if name not in existing.custom_attributes
+    }
     if not missing:
         return
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=namespace,
             search_attributes={
-                name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}") for name, kind in missing.items()
+                name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
+                for name, kind in missing.items()
             },
         )
     )
@@ -40,4 +43,6 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
 
 
 def dev_server_flags() -> list[str]:
-    return [arg for name, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{name}={kind}")]
+    return [
+        arg for name, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{name}={kind}")
+    ]

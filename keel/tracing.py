@@ -79,7 +79,7 @@ class LocalTraceStore:
 
     def load(self, task_id: str) -> list[Observation]:
         raw = self._client.hvals(_KEY_PREFIX + task_id)
-        observations = [Observation(**json.loads(value)) for value in raw]  # type: ignore[union-attr]
+        observations = [Observation(**json.loads(value)) for value in raw]
         return sorted(observations, key=lambda o: (o.start_time, o.parent_id is not None, o.name))
 
 
@@ -165,7 +165,8 @@ class StepTracer:
                 return parent._langfuse_obs.start_observation(
                     name=record.name, as_type=record.type, input=record.input
                 )
-            return self._langfuse.start_observation(
+            start: Any = self._langfuse.start_observation  # overloads per literal type; ours is a variable
+            return start(
                 trace_context={"trace_id": record.trace_id},
                 name=record.name,
                 as_type=record.type,

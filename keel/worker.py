@@ -66,7 +66,9 @@ def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | 
     )
 
 
-def make_worker(client: Client, settings: Settings, components: Components, task_queue: str | None = None) -> Worker:
+def make_worker(
+    client: Client, settings: Settings, components: Components, task_queue: str | None = None
+) -> Worker:
     agent, ingestion = components.agent, components.ingestion
     return Worker(
         client,
@@ -89,13 +91,18 @@ def make_worker(client: Client, settings: Settings, components: Components, task
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    from keel.temporal import connect
+    from keel.temporal import connect, ensure_search_attributes
 
     client = await connect(settings)
+    if settings.temporal.address:
+        # An external cluster: nothing else registers the attributes the queue lists by.
+        await ensure_search_attributes(client, settings.temporal.namespace)
     with ExitStack() as stack:
         components = build_components(settings, stack)
         worker = make_worker(client, settings, components)
-        log.info("worker polling task queue %s at %s", settings.temporal.task_queue, settings.temporal_address)
+        log.info(
+            "worker polling task queue %s at %s", settings.temporal.task_queue, settings.temporal_address
+        )
         if stop is None:
             await worker.run()
             return

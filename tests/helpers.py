@@ -23,7 +23,9 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], timeout_s: float 
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what or probe}")
 
 
-async def wait_for_status(api: httpx.AsyncClient, task_id: str, wanted: set[str], timeout_s: float = 120) -> dict:
+async def wait_for_status(
+    api: httpx.AsyncClient, task_id: str, wanted: set[str], timeout_s: float = 120
+) -> dict:
     async def probe() -> dict | None:
         view = (await api.get(f"/v1/tasks/{task_id}")).json()
         return view if view["status"] in wanted else None

@@ -56,7 +56,8 @@ class AgentState(TypedDict, total=False):
 
 
 def _load(cls: type[_T], value: Any) -> _T:
-    return value_to_type(cls, value)  # type: ignore[no-any-return]
+    result: _T = value_to_type(cls, value)
+    return result
 
 
 def _candidates(values: list[dict[str, Any]]) -> list[Candidate]:
@@ -100,7 +101,9 @@ async def rerank(state: AgentState) -> dict[str, Any]:
     out = await workflow.execute_local_activity_method(
         AgentActivities.rerank,
         # In a later round the refined query (question + entities found) carries the next hop.
-        RerankInput(tenant=request.tenant, question=state["queries"][-1], candidates=_candidates(state["candidates"])),
+        RerankInput(
+            tenant=request.tenant, question=state["queries"][-1], candidates=_candidates(state["candidates"])
+        ),
         start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
         retry_policy=policies.FAST_STEP_RETRY,
     )
@@ -112,7 +115,9 @@ async def generate(state: AgentState) -> dict[str, Any]:
     request = _load(TaskRequest, state["request"])
     draft = await workflow.execute_activity_method(
         AgentActivities.generate,
-        GenerateInput(tenant=request.tenant, question=request.question, passages=_candidates(state["passages"])),
+        GenerateInput(
+            tenant=request.tenant, question=request.question, passages=_candidates(state["passages"])
+        ),
         start_to_close_timeout=policies.MODEL_CALL_TIMEOUT,
         retry_policy=policies.MODEL_CALL_RETRY,
     )

@@ -20,7 +20,9 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=DocumentAccepted)
-async def upload_document(body: DocumentIn, client: TemporalClient, settings: KeelSettings, state: State) -> DocumentAccepted:
+async def upload_document(
+    body: DocumentIn, client: TemporalClient, settings: KeelSettings, state: State
+) -> DocumentAccepted:
     document_id = body.id or "doc-" + hashlib.sha256(f"{body.title}\n{body.text}".encode()).hexdigest()[:16]
     blob_key = state.blobs.put_json({"title": body.title, "text": body.text, "metadata": body.metadata})
     handle = await client.start_workflow(

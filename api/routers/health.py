@@ -44,4 +44,6 @@ async def readyz(state: State) -> JSONResponse:
     except Exception as err:
         checks["falkordb"] = f"unreachable: {err}"
     ready = all(v == "ok" for v in checks.values()) and len(checks) == 3
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )

@@ -40,7 +40,10 @@ async def decide(task_id: str, body: ReviewIn, client: TemporalClient) -> Review
     if not is_task_id(task_id) or await describe(client, task_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task with id {task_id!r}")
     decision = ReviewDecision(
-        decision=body.decision, reviewer=body.reviewer.strip(), reason=body.reason or "", answer=body.answer or ""
+        decision=body.decision,
+        reviewer=body.reviewer.strip(),
+        reason=body.reason or "",
+        answer=body.answer or "",
     )
     try:
         ack = await client.get_workflow_handle(task_id).execute_update(AgentWorkflow.submit_review, decision)

@@ -73,7 +73,9 @@ async def cancel_task(task_id: str, client: TemporalClient) -> TaskOut:
     try:
         await client.get_workflow_handle(task_id).cancel()
     except RPCError as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"task {task_id} could not be cancelled: {err.message}") from err
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"task {task_id} could not be cancelled: {err.message}"
+        ) from err
     return view
 
 
@@ -87,5 +89,3 @@ async def get_trace(task_id: str, client: TemporalClient, state: State) -> Trace
         trace_id=trace_id_for(task_id),
         observations=[ObservationOut.model_validate(vars(o)) for o in observations],
     )
-
-

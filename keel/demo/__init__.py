@@ -33,7 +33,8 @@ def ingest_demo_corpus(settings: Settings) -> None:
         handle = await start_batch(settings, documents, batch_id=f"ingest-demo-{uuid.uuid4().hex[:12]}")
         result = await handle.result()
         chunks = sum(d.chunks for d in result.indexed)
-        _say(f"demo corpus: {len(result.indexed)} documents indexed ({chunks} chunks), {len(result.failed)} failed")
+        indexed, failed = len(result.indexed), len(result.failed)
+        _say(f"demo corpus: {indexed} documents indexed ({chunks} chunks), {failed} failed")
 
     asyncio.run(run())
 
@@ -43,7 +44,9 @@ def ask_demo_question(base_url: str, timeout_s: float = 120.0) -> None:
     import httpx
 
     started = time.monotonic()
-    task = httpx.post(f"{base_url}/v1/tasks", json={"question": DEMO_QUESTION, "review": "never"}, timeout=10).json()
+    task = httpx.post(
+        f"{base_url}/v1/tasks", json={"question": DEMO_QUESTION, "review": "never"}, timeout=10
+    ).json()
     deadline = started + timeout_s
     while time.monotonic() < deadline:
         view = httpx.get(f"{base_url}/v1/tasks/{task['id']}", timeout=10).json()
@@ -57,7 +60,7 @@ def ask_demo_question(base_url: str, timeout_s: float = 120.0) -> None:
     result = view.get("result") or {}
     _say(f"  answer ({time.monotonic() - started:.2f} s, {view['status']}): {result.get('answer')}")
     for citation in result.get("citations", []):
-        _say(f"  cites {citation['document_id']} / {citation['chunk_id']}: \"{citation['quote']}\"")
+        _say(f'  cites {citation["document_id"]} / {citation["chunk_id"]}: "{citation["quote"]}"')
 
 
 def _say(line: str) -> None:

@@ -91,7 +91,11 @@ class ExtractiveProvider:
         else:
             chosen = self._best(scores)
         citations = [
-            Citation(document_id=candidates[i][0].document_id, chunk_id=candidates[i][0].chunk_id, quote=candidates[i][1])
+            Citation(
+                document_id=candidates[i][0].document_id,
+                chunk_id=candidates[i][0].chunk_id,
+                quote=candidates[i][1],
+            )
             for i in chosen
         ]
         answer = " ".join(c.quote for c in citations)
@@ -104,7 +108,9 @@ class ExtractiveProvider:
             output_tokens=len(answer.split()),
         )
 
-    def _scores(self, question: str, passages: Sequence[Passage], candidates: list[tuple[Passage, str]]) -> list[float]:
+    def _scores(
+        self, question: str, passages: Sequence[Passage], candidates: list[tuple[Passage, str]]
+    ) -> list[float]:
         """Cosine to the question, plus a small prior for the reranker's order, plus term coverage."""
         vectors = self._embed([question] + [s for _, s in candidates])
         asked = terms(question)
@@ -146,6 +152,13 @@ class ExtractiveProvider:
                 break
             seen |= bridge
             chosen.append(
-                max(pool, key=lambda i: scores[i] - _coverage(asked, candidates[i][1]) + _coverage(remaining, candidates[i][1]))
+                max(
+                    pool,
+                    key=lambda i: (
+                        scores[i]
+                        - _coverage(asked, candidates[i][1])
+                        + _coverage(remaining, candidates[i][1])
+                    ),
+                )
             )
         return chosen

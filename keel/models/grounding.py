@@ -37,4 +37,6 @@ def assess(question: str, draft: Generation, passages: Sequence[Passage], embed:
     support = supported / len(answers)
     best_quote = max(dot(q, v) for v in quote_vectors)
     relevance = min(1.0, max(0.0, (best_quote - _RELEVANCE_FLOOR) / (_RELEVANCE_FULL - _RELEVANCE_FLOOR)))
-    return Grounding(score=round(support * relevance, 4), support=round(support, 4), relevance=round(relevance, 4))
+    return Grounding(
+        score=round(support * relevance, 4), support=round(support, 4), relevance=round(relevance, 4)
+    )

@@ -22,7 +22,9 @@ async def test_demo_corpus_indexed_in_both_stores(platform, demo_corpus) -> None
     assert components.agent._graph.counts(tenant)["chunks"] == chunks
 
 
-async def test_task_needing_review_is_approved_and_cites_expected_documents(api: httpx.AsyncClient, demo_corpus) -> None:
+async def test_task_needing_review_is_approved_and_cites_expected_documents(
+    api: httpx.AsyncClient, demo_corpus
+) -> None:
     response = await api.post("/v1/tasks", json={"question": TWO_HOP, "review": "always"})
     assert response.status_code == 202, response.text
     task_id = response.json()["id"]
@@ -64,14 +66,17 @@ async def test_edit_replaces_the_draft_and_records_the_diff(api: httpx.AsyncClie
     assert response.status_code == 200, response.text
     result = (await wait_for_status(api, task_id, {"completed"}))["result"]
     assert result["answer"] == edited
-    assert result["review"]["changed"] is True and "+Maya Okafor leads Team Aurora" in result["review"]["diff"]
+    assert (
+        result["review"]["changed"] is True and "+Maya Okafor leads Team Aurora" in result["review"]["diff"]
+    )
 
 
 async def test_reject_records_the_reason(api: httpx.AsyncClient, demo_corpus) -> None:
     task_id = (await api.post("/v1/tasks", json={"question": TWO_HOP, "review": "always"})).json()["id"]
     await wait_for_status(api, task_id, {"awaiting_review"})
     response = await api.post(
-        f"/v1/reviews/{task_id}", json={"decision": "reject", "reviewer": "sam", "reason": "cites the wrong team"}
+        f"/v1/reviews/{task_id}",
+        json={"decision": "reject", "reviewer": "sam", "reason": "cites the wrong team"},
     )
     assert response.status_code == 200
     view = await wait_for_status(api, task_id, {"rejected"})

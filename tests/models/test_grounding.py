@@ -43,7 +43,10 @@ def test_copied_relevant_answer_scores_higher_than_an_unrelated_pair(embed: Embe
     grounded = assess("Who leads Team Aurora?", _draft(quote, [("team-aurora#0", quote)]), PASSAGES, embed)
     unrelated = assess(
         "Which gardening tools do I need for tomatoes?",
-        _draft("Tomatoes grow best in warm, sunny gardens.", [("policy-expense#0", "Receipts are required for every claim.")]),
+        _draft(
+            "Tomatoes grow best in warm, sunny gardens.",
+            [("policy-expense#0", "Receipts are required for every claim.")],
+        ),
         PASSAGES,
         embed,
     )

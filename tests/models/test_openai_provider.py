@@ -53,14 +53,18 @@ def _wait_until_serving(process: subprocess.Popen[bytes], url: str, log: Path, t
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"llama.cpp server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            raise AssertionError(
+                f"llama.cpp server exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            )
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise AssertionError(f"llama.cpp server not serving {url} after {timeout_s} s:\n{log.read_text()[-3000:]}")
+    raise AssertionError(
+        f"llama.cpp server not serving {url} after {timeout_s} s:\n{log.read_text()[-3000:]}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +105,9 @@ def _provider(base_url: str, embed: Embed) -> OpenAICompatibleProvider:
     return provider
 
 
-def test_make_provider_builds_the_openai_provider_without_sdk_retries(llama_server: str, embed: Embed) -> None:
+def test_make_provider_builds_the_openai_provider_without_sdk_retries(
+    llama_server: str, embed: Embed
+) -> None:
     provider = _provider(llama_server, embed)
     assert provider.name == "openai" and provider.model == "smollm2"
     # Temporal owns retries: the SDK must not retry on its own.
