@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -91,6 +92,7 @@ class ObservationHandle:
         self._task_id = task_id
         self.record = record
         self._langfuse_obs = langfuse_obs
+        self._children: Counter[str] = Counter()
 
     def update(
         self,
@@ -111,9 +113,10 @@ class ObservationHandle:
 
     @contextmanager
     def child(self, name: str, as_type: ObservationType, input: Any = None) -> Iterator[ObservationHandle]:
-        with self._tracer.observe(
-            self._task_id, f"{self.record.id}/{name}", name, as_type, input, parent=self
-        ) as handle:
+        # Numbered per name: a step may run the same child several times (one search per query).
+        self._children[name] += 1
+        key = f"{self.record.id}/{name}/{self._children[name]}"
+        with self._tracer.observe(self._task_id, key, name, as_type, input, parent=self) as handle:
             yield handle
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import pytest_asyncio
 import redis
 
 from keel.tracing import LocalTraceStore, StepTracer, make_redis, trace_id_for
@@ -20,29 +21,42 @@ PER_ROUND = {"retrieve": "retriever", "rerank": "retriever", "generate": "genera
 ONCE = {"plan": "chain", "finalize": "span"}
 
 
-async def test_one_task_has_one_trace_with_every_step(api: httpx.AsyncClient, platform, demo_corpus) -> None:
+@pytest_asyncio.fixture(scope="module")
+async def traced_task(api: httpx.AsyncClient, demo_corpus) -> dict:
+    """One completed task (review never) and its trace, shared by the trace-tree tests."""
     response = await api.post("/v1/tasks", json={"question": QUESTION, "review": "never"})
     assert response.status_code == 202, response.text
     task_id = response.json()["id"]
-    rounds = (await wait_for_status(api, task_id, {"completed"}))["result"]["rounds"]
-    assert rounds >= 1
-
+    view = await wait_for_status(api, task_id, {"completed"})
     trace = (await api.get(f"/v1/tasks/{task_id}/trace")).json()
-    observations = trace["observations"]
-    trace_id = trace_id_for(task_id)
-    assert trace["trace_id"] == trace_id
+    return {"task_id": task_id, "rounds": view["result"]["rounds"], **trace}
+
+
+def _roots(observations: list[dict]) -> list[dict]:
+    return [o for o in observations if o["parent_id"] is None]
+
+
+def _children(observations: list[dict], parent: dict) -> list[dict]:
+    return [o for o in observations if o["parent_id"] == parent["id"]]
+
+
+async def test_one_task_has_one_trace_with_every_step_per_round(traced_task: dict) -> None:
+    observations, rounds = traced_task["observations"], traced_task["rounds"]
+    trace_id = trace_id_for(traced_task["task_id"])
+    assert rounds >= 1
+    assert traced_task["trace_id"] == trace_id
     assert {o["trace_id"] for o in observations} == {trace_id}
     assert all(o["latency_ms"] and o["latency_ms"] > 0 for o in observations), observations
     assert all(o["level"] == "DEFAULT" for o in observations)
 
-    roots = [o for o in observations if o["parent_id"] is None]
+    roots = _roots(observations)
     counts = Counter(o["name"] for o in roots)
     assert counts == Counter({**dict.fromkeys(ONCE, 1), **dict.fromkeys(PER_ROUND, rounds)}), counts
     for o in roots:
         assert o["type"] == {**ONCE, **PER_ROUND}[o["name"]], o
 
     for retrieve in (o for o in roots if o["name"] == "retrieve"):
-        children = Counter(o["name"] for o in observations if o["parent_id"] == retrieve["id"])
+        children = Counter(o["name"] for o in _children(observations, retrieve))
         assert set(children) == {"dense", "bm25", "graph"}, children
         assert children["graph"] == 1 and children["dense"] == children["bm25"] >= 1
     assert {o["parent_id"] for o in observations if o["parent_id"]} <= {o["id"] for o in roots}
@@ -51,21 +65,32 @@ async def test_one_task_has_one_trace_with_every_step(api: httpx.AsyncClient, pl
         assert generation["model"]
         assert generation["usage"]["input"] > 0 and generation["usage"]["output"] > 0, generation["usage"]
 
-    # The Langfuse SDK's OpenTelemetry spans: same trace id, generation typed as such.
+
+async def test_langfuse_spans_share_the_trace_and_type_each_step(traced_task: dict, platform) -> None:
+    trace_id = trace_id_for(traced_task["task_id"])
+    types = {o["name"]: o["type"] for o in traced_task["observations"]}
     platform.components.agent._tracer.flush()
     spans = [s for s in platform.spans.get_finished_spans() if format(s.context.trace_id, "032x") == trace_id]
-    by_name = Counter(s.name for s in spans)
-    assert by_name == Counter(o["name"] for o in observations), by_name
+    assert {s.name for s in spans} == set(types), Counter(s.name for s in spans)
     for span in spans:
         assert span.attributes is not None
-        expected = next(o["type"] for o in observations if o["name"] == span.name)
-        assert span.attributes.get("langfuse.observation.type") == expected, (
+        assert span.attributes.get("langfuse.observation.type") == types[span.name], (
             span.name,
             dict(span.attributes),
         )
     assert {s.attributes["langfuse.observation.type"] for s in spans if s.name == "generate"} == {
         "generation"
     }
+
+
+async def test_every_query_search_of_a_retrieve_is_recorded_locally(traced_task: dict) -> None:
+    observations = traced_task["observations"]
+    if traced_task["rounds"] < 2:
+        pytest.skip("the task took one round: every retrieve had a single query")
+    for retrieve in (o for o in _roots(observations) if o["name"] == "retrieve"):
+        children = Counter(o["name"] for o in _children(observations, retrieve))
+        queries = len(retrieve["input"]["queries"])
+        assert children["dense"] == children["bm25"] == queries, (children, retrieve["input"]["queries"])
 
 
 @pytest.fixture
@@ -101,6 +126,16 @@ def test_children_point_at_their_parent(store: LocalTraceStore) -> None:
     records = {r.name: r for r in store.load(task_id)}
     assert records["dense"].parent_id == records["retrieve"].id
     assert records["retrieve"].parent_id is None
+
+
+def test_same_named_children_of_one_step_are_all_stored(store: LocalTraceStore) -> None:
+    tracer, task_id = StepTracer(store), _task()
+    with tracer.observe(task_id, "3/retrieve", "retrieve", "retriever") as obs:
+        for query in ("first query", "second query"):
+            with obs.child("dense", "retriever", {"query": query}):
+                pass
+    dense = [r for r in store.load(task_id) if r.name == "dense"]
+    assert sorted(r.input["query"] for r in dense) == ["first query", "second query"]
 
 
 def test_an_exception_is_recorded_as_error_and_reraised(store: LocalTraceStore) -> None:

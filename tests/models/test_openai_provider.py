@@ -25,7 +25,7 @@ PASSAGES = [
         document_id="system-kestrel",
         chunk_id="system-kestrel#0",
         title="Kestrel",
-        text="Kestrel is the event streaming platform. It is owned by Team Aurora. Events are kept for 7 days.",
+        text="Kestrel is the event streaming platform. It is owned by Team Aurora. Events are kept 7 days.",
     ),
     Passage(
         document_id="team-aurora",
