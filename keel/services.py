@@ -275,7 +275,10 @@ def run_platform(settings: Settings, demo: bool) -> int:
         else:
             from keel.temporal import connect, ensure_search_attributes
 
-            asyncio.run(ensure_search_attributes(asyncio.run(connect(settings)), settings.temporal.namespace))
+            async def register() -> None:
+                await ensure_search_attributes(await connect(settings), settings.temporal.namespace)
+
+            asyncio.run(register())
         if not settings.falkordb.url:
             f = settings.falkordb
             supervisor.add("falkordb", lambda: start_falkordb(data_dir / "falkordb", f.port, f.host))
