@@ -133,7 +133,9 @@ class AgentActivities:
     def rerank(self, inp: RerankInput) -> RerankOutput:
         cfg = self._settings.retrieval
         with self._tracer.observe(_task_id(), _key("rerank"), "rerank", "retriever", asdict(inp)) as obs:
-            chunks = self._vectors.get_chunks(inp.tenant, [c.chunk_id for c in inp.candidates])
+            chunks = self._vectors.get_chunks(
+                inp.tenant, [c.chunk_id for c in inp.candidates], with_vectors=True
+            )
             prior = {c.chunk_id: c for c in inp.candidates}
             scored = self._reranker.rerank(inp.question, chunks, limit=cfg.rerank_k)
             out = RerankOutput(

@@ -19,6 +19,7 @@ from retrieval.vector_store import (
     check_chunks,
     check_query,
     check_sparse,
+    dense_of,
     in_input_order,
     payload_of,
     scored_chunk,
@@ -143,15 +144,20 @@ class QdrantEdgeStore:
             points = shard.query(request)
         return [scored_chunk(p.payload, p.score, source) for p in points]
 
-    def get_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> list[ScoredChunk]:
+    def get_chunks(
+        self, tenant: str, chunk_ids: Sequence[str], with_vectors: bool = False
+    ) -> list[ScoredChunk]:
         check_query(tenant, 1)
         if not chunk_ids:
             return []
         flt = qe.Filter(must=[*_tenant(tenant), _match_any("chunk_id", list(chunk_ids))])
-        request = qe.ScrollRequest(limit=len(chunk_ids), filter=flt, with_payload=True, with_vector=False)
+        vectors: bool | list[str] = ["dense"] if with_vectors else False
+        request = qe.ScrollRequest(limit=len(chunk_ids), filter=flt, with_payload=True, with_vector=vectors)
         with self._shard_call(f"get of {len(chunk_ids)} chunks (tenant {tenant!r})") as shard:
             records, _ = shard.scroll(request)
-        return in_input_order(chunk_ids, [scored_chunk(r.payload, 0.0, "") for r in records])
+        return in_input_order(
+            chunk_ids, [scored_chunk(r.payload, 0.0, "", dense_of(r.vector)) for r in records]
+        )
 
     def count(self, tenant: str, document_id: str | None = None) -> int:
         must = _tenant(tenant)

@@ -27,6 +27,7 @@ from retrieval.vector_store import (
     check_chunks,
     check_query,
     check_sparse,
+    dense_of,
     in_input_order,
     payload_of,
     scored_chunk,
@@ -152,7 +153,9 @@ class QdrantServerStore:
             )
         return [scored_chunk(p.payload, p.score, source) for p in response.points]
 
-    def get_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> list[ScoredChunk]:
+    def get_chunks(
+        self, tenant: str, chunk_ids: Sequence[str], with_vectors: bool = False
+    ) -> list[ScoredChunk]:
         check_query(tenant, 1)
         if not chunk_ids:
             return []
@@ -163,9 +166,11 @@ class QdrantServerStore:
                 scroll_filter=flt,
                 limit=len(chunk_ids),
                 with_payload=True,
-                with_vectors=False,
+                with_vectors=["dense"] if with_vectors else False,
             )
-        return in_input_order(chunk_ids, [scored_chunk(r.payload, 0.0, "") for r in records])
+        return in_input_order(
+            chunk_ids, [scored_chunk(r.payload, 0.0, "", dense_of(r.vector)) for r in records]
+        )
 
     def count(self, tenant: str, document_id: str | None = None) -> int:
         must = _tenant(tenant)

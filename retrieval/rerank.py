@@ -48,14 +48,20 @@ class FeatureReranker:
     def rerank(self, query: str, chunks: Sequence[ScoredChunk], limit: int) -> list[ScoredChunk]:
         if not chunks:
             return []
-        vectors = self._encoder.encode_documents([query, *(f"{c.title}\n{c.text}" for c in chunks)])
+        query_vector = self._encoder.encode_query(query)
+        # Ingestion embedded "title\ntext" already: reuse the stored vector, encode only what lacks one.
+        missing = [c for c in chunks if c.dense is None]
+        encoded = iter(
+            self._encoder.encode_documents([f"{c.title}\n{c.text}" for c in missing]) if missing else []
+        )
+        vectors = [c.dense if c.dense is not None else next(encoded) for c in chunks]
         query_terms = _terms(query)
         scored = []
-        for chunk, vec in zip(chunks, vectors[1:], strict=True):
-            cosine = sum(a * b for a, b in zip(vectors[0], vec, strict=True))
+        for chunk, vec in zip(chunks, vectors, strict=True):
+            cosine = sum(a * b for a, b in zip(query_vector, vec, strict=True))
             coverage = len(query_terms & _terms(f"{chunk.title} {chunk.text}")) / max(1, len(query_terms))
             score = self._semantic_weight * cosine + (1 - self._semantic_weight) * coverage
-            scored.append(replace(chunk, score=score, source="rerank"))
+            scored.append(replace(chunk, score=score, source="rerank", dense=None))
         scored.sort(key=lambda c: (-c.score, c.chunk_id))
         return scored[:limit]
 

@@ -52,6 +52,8 @@ class ScoredChunk:
     text: str = ""
     source: str = ""
     version: str = ""
+    # The stored dense vector, when asked for: lets the reranker skip re-encoding passages.
+    dense: list[float] | None = None
 
 
 @dataclass(frozen=True)

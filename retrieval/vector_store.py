@@ -45,8 +45,10 @@ class VectorStore(Protocol):
         """Dense and BM25 candidates (`prefetch_k` each) fused by RRF (source "fused")."""
         ...
 
-    def get_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> list[ScoredChunk]:
-        """Chunks by id, in input order, score 0; ids not stored are skipped."""
+    def get_chunks(
+        self, tenant: str, chunk_ids: Sequence[str], with_vectors: bool = False
+    ) -> list[ScoredChunk]:
+        """Chunks by id, in input order, score 0; ids not stored are skipped. `with_vectors` fills `dense`."""
         ...
 
     def count(self, tenant: str, document_id: str | None = None) -> int:
@@ -99,7 +101,16 @@ def check_query(tenant: str, k: int, dense: Sequence[float] | None = None, dimen
         raise InvalidRequestError(f"query vector has {len(dense)} dims, store expects {dimension}")
 
 
-def scored_chunk(payload: Mapping[str, Any] | None, score: float, source: str) -> ScoredChunk:
+def dense_of(vector: Any) -> list[float] | None:
+    """The named "dense" vector of a retrieved record, whatever the adapter's shape."""
+    if isinstance(vector, Mapping) and "dense" in vector:
+        return [float(x) for x in vector["dense"]]
+    return None
+
+
+def scored_chunk(
+    payload: Mapping[str, Any] | None, score: float, source: str, dense: list[float] | None = None
+) -> ScoredChunk:
     payload = payload or {}
     return ScoredChunk(
         chunk_id=str(payload.get("chunk_id", "")),
@@ -109,6 +120,7 @@ def scored_chunk(payload: Mapping[str, Any] | None, score: float, source: str) -
         text=str(payload.get("text", "")),
         source=source,
         version=str(payload.get("version", "")),
+        dense=dense,
     )
 
 

@@ -182,6 +182,18 @@ def test_get_chunks_in_input_order(store: VectorStore, corpus_a: list[ChunkRecor
     assert all(c.score == 0 for c in got)
     assert got[1].text == CORPUS["payments"][1]
     assert store.get_chunks("tenant-a", []) == []
+    assert all(c.dense is None for c in got)
+
+
+def test_get_chunks_with_vectors_returns_the_stored_dense_vector(
+    store: VectorStore, corpus_a: list[ChunkRecord]
+) -> None:
+    store.upsert(corpus_a)
+    stored = {r.chunk_id: r.dense for r in corpus_a}
+    got = store.get_chunks("tenant-a", list(stored), with_vectors=True)
+    assert len(got) == len(stored)
+    for chunk in got:
+        assert chunk.dense == pytest.approx(stored[chunk.chunk_id], abs=1e-5)
 
 
 def test_updated_chunk_replaces_old_payload(store: VectorStore, enc: Encoders) -> None:
