@@ -24,17 +24,21 @@ class Grounding:
 
 def assess(question: str, draft: Generation, passages: Sequence[Passage], embed: Embed) -> Grounding:
     answer_sentences = split_sentences(draft.answer)
-    passage_sentences = [s for p in passages for s in split_sentences(p.text)]
     quotes = [c.quote for c in draft.citations]
-    if not answer_sentences or not passage_sentences or not quotes:
+    if not answer_sentences or not passages or not quotes:
         return Grounding(score=0.0, support=0.0, relevance=0.0)
-    vectors = embed([question, *answer_sentences, *passage_sentences, *quotes])
-    q = vectors[0]
-    answers = vectors[1 : 1 + len(answer_sentences)]
-    sources = vectors[1 + len(answer_sentences) : 1 + len(answer_sentences) + len(passage_sentences)]
-    quote_vectors = vectors[1 + len(answer_sentences) + len(passage_sentences) :]
-    supported = sum(1 for a in answers if max(dot(a, s) for s in sources) >= _SUPPORT_COSINE)
-    support = supported / len(answers)
+    # A sentence quoted verbatim from a passage is supported by definition: only the rest
+    # (an LLM's own wording) is compared with the passage sentences, which costs embeddings.
+    corpus = "\n".join(p.text for p in passages)
+    paraphrased = [s for s in answer_sentences if s not in corpus]
+    passage_sentences = [s for p in passages for s in split_sentences(p.text)] if paraphrased else []
+    vectors = embed([question, *quotes, *paraphrased, *passage_sentences])
+    q, rest = vectors[0], vectors[1:]
+    quote_vectors, rest = rest[: len(quotes)], rest[len(quotes) :]
+    own, sources = rest[: len(paraphrased)], rest[len(paraphrased) :]
+    supported = len(answer_sentences) - len(paraphrased)
+    supported += sum(1 for a in own if sources and max(dot(a, s) for s in sources) >= _SUPPORT_COSINE)
+    support = supported / len(answer_sentences)
     best_quote = max(dot(q, v) for v in quote_vectors)
     relevance = min(1.0, max(0.0, (best_quote - _RELEVANCE_FLOOR) / (_RELEVANCE_FULL - _RELEVANCE_FLOOR)))
     return Grounding(

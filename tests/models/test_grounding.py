@@ -65,3 +65,19 @@ def test_no_passages_score_zero(embed: Embed) -> None:
     quote = "Team Aurora is led by Maya Okafor."
     grounding = assess("Who leads Team Aurora?", _draft(quote, [("team-aurora#0", quote)]), [], embed)
     assert grounding.score == 0.0
+
+
+def test_paraphrase_is_supported_and_an_invented_sentence_is_not(embed: Embed) -> None:
+    quote = [("team-aurora#0", "Team Aurora is led by Maya Okafor.")]
+    paraphrase = assess(
+        "Who leads Team Aurora?", _draft("Maya Okafor leads Team Aurora.", quote), PASSAGES, embed
+    )
+    invented = assess(
+        "Who leads Team Aurora?",
+        _draft("Maya Okafor leads Team Aurora. The team moved to Lisbon in 2019.", quote),
+        PASSAGES,
+        embed,
+    )
+    assert paraphrase.support == 1.0
+    assert invented.support == 0.5
+    assert invented.score < paraphrase.score
