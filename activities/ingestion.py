@@ -72,9 +72,12 @@ class IngestionActivities:
         graph_chunks: list[GraphChunk] = []
         relations: dict[tuple[str, str, str], GraphRelation] = {}
         title_entities = extract_entities(title.split("(")[0])
+        # Names the whole document uses are known in each chunk: a chunk that opens with a
+        # one-word name ("Palletview is owned by …") has no cue of its own.
+        known = list(dict.fromkeys(title_entities + extract_entities(text)))
         for position, (piece, vector) in enumerate(zip(pieces, dense, strict=True)):
             chunk_id = chunk_id_for(ref.document_id, position)
-            names = list(dict.fromkeys(title_entities + extract_entities(piece)))
+            names = list(dict.fromkeys(title_entities + extract_entities(piece, known=known)))
             records.append(
                 ChunkRecord(
                     tenant=ref.tenant,

@@ -15,6 +15,9 @@ from keel.models.base import Citation, Embed, Generation, Passage, dot, is_multi
 NO_ANSWER = "The indexed documents do not answer this question."
 # Term coverage separates sentences MiniLM finds equally close ("depends on" vs "sponsored by").
 _COVERAGE_WEIGHT = 0.5
+# Below this MiniLM cosine no sentence addresses the question (off-corpus questions score
+# 0.1-0.2, answerable ones 0.4 and up): say so rather than quote the least-bad sentence.
+MIN_COSINE = 0.3
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     {
@@ -24,7 +27,8 @@ _STOP = frozenset(
     }
 )  # fmt: skip
 
-FindEntities = Callable[[str], list[str]]
+# (text, names already known from the context) → entity names in the text.
+FindEntities = Callable[[str, Sequence[str]], list[str]]
 
 
 _IRREGULAR = {"led": "lead", "ran": "run", "held": "hold", "built": "build", "kept": "keep", "paid": "pay"}
@@ -46,7 +50,7 @@ def terms(text: str) -> set[str]:
 
 def _first_hop(question: str, find: FindEntities) -> str:
     """The clause from the question's last named entity on: "Project Halcyon depends on"."""
-    names = find(question)
+    names = find(question, ())
     if not names:
         return ""
     start = max(question.rfind(n) for n in names)
@@ -69,6 +73,7 @@ class ExtractiveProvider:
         find_entities: FindEntities | None = None,
         max_sentences: int = 3,
         keep_ratio: float = 0.75,
+        min_cosine: float = MIN_COSINE,
     ) -> None:
         if max_sentences < 1:
             raise ValueError("max_sentences must be at least 1")
@@ -78,15 +83,20 @@ class ExtractiveProvider:
         self._find_entities = find_entities
         self._max_sentences = max_sentences
         self._keep_ratio = keep_ratio
+        self._min_cosine = min_cosine
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Generation:
         candidates = [(p, s) for p in passages for s in dict.fromkeys(split_sentences(p.text))]
         if not candidates:
             return Generation(answer=NO_ANSWER, citations=[], model=self.model)
-        scores = self._scores(question, passages, candidates)
+        cosines, scores = self._scores(question, passages, candidates)
+        if max(cosines) < self._min_cosine:
+            return Generation(
+                answer=NO_ANSWER, citations=[], model=self.model, notes=["no sentence is close enough"]
+            )
         if self._find_entities is not None and is_multi_hop(question):
             first_hop = _first_hop(question, self._find_entities)
-            anchor = self._scores(first_hop, passages, candidates) if first_hop else scores
+            anchor = self._scores(first_hop, passages, candidates)[1] if first_hop else scores
             chosen = self._follow_chain(question, candidates, scores, anchor, self._find_entities)
         else:
             chosen = self._best(scores)
@@ -110,17 +120,19 @@ class ExtractiveProvider:
 
     def _scores(
         self, question: str, passages: Sequence[Passage], candidates: list[tuple[Passage, str]]
-    ) -> list[float]:
-        """Cosine to the question, plus a small prior for the reranker's order, plus term coverage."""
+    ) -> tuple[list[float], list[float]]:
+        """Cosines to the question; and scores: cosine + a small prior for the reranker's order + coverage."""
         vectors = self._embed([question] + [s for _, s in candidates])
         asked = terms(question)
         rank = {p.chunk_id: i for i, p in enumerate(passages)}
-        return [
-            dot(vectors[0], vector)
+        cosines = [dot(vectors[0], vector) for vector in vectors[1:]]
+        scores = [
+            cosine
             + 0.02 * (len(passages) - rank[passage.chunk_id]) / len(passages)
             + _coverage(asked, sentence)
-            for (passage, sentence), vector in zip(candidates, vectors[1:], strict=True)
+            for (passage, sentence), cosine in zip(candidates, cosines, strict=True)
         ]
+        return cosines, scores
 
     def _best(self, scores: list[float]) -> list[int]:
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
@@ -135,8 +147,11 @@ class ExtractiveProvider:
         anchor: list[float],
         find: FindEntities,
     ) -> list[int]:
-        names = [{e.casefold() for e in find(s)} for _, s in candidates]
-        seen = {e.casefold() for e in find(question)}
+        # Names found anywhere in the passages are known in each sentence: a sentence that opens
+        # with a one-word name ("Kestrel is owned by …") gives no cue of its own.
+        known = find(" ".join(p.text for p in dict.fromkeys(p for p, _ in candidates)), ())
+        names = [{e.casefold() for e in find(s, known)} for _, s in candidates]
+        seen = {e.casefold() for e in find(question, known)}
         chosen = [max(range(len(candidates)), key=lambda i: anchor[i])]
         asked = terms(question)
         while len(chosen) < self._max_sentences:

@@ -115,3 +115,21 @@ async def test_ingesting_the_same_files_twice_changes_nothing(platform, demo_cor
     assert (vectors.count(tenant), graph.counts(tenant)) == before
     # Unchanged documents compute no embedding at all.
     assert platform.components.agent._dense.encode_calls == calls_before
+
+
+async def test_auto_review_sends_an_off_corpus_question_to_a_human(
+    api: httpx.AsyncClient, demo_corpus
+) -> None:
+    async def submit(question: str) -> str:
+        return (await api.post("/v1/tasks", json={"question": question, "review": "auto"})).json()["id"]
+
+    off_corpus = await submit("What is the capital of France?")
+    answerable = await submit("Which team owns Kestrel?")
+    view = await wait_for_status(api, off_corpus, {"awaiting_review"})
+    item = next(i for i in (await api.get("/v1/reviews")).json()["items"] if i["task_id"] == off_corpus)
+    assert item["reason"].startswith("weak grounding")
+    assert item["draft"] == "The indexed documents do not answer this question."
+    done = await wait_for_status(api, answerable, {"completed"})
+    assert done["result"]["review"] is None and "Team Aurora" in done["result"]["answer"]
+    assert view["status"] == "awaiting_review"
+    await api.post(f"/v1/tasks/{off_corpus}/cancel")

@@ -71,3 +71,31 @@ def test_no_usable_passages_give_the_no_answer_text(embed: Embed, passages: list
 def test_invalid_configuration_is_rejected(embed: Embed, kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         ExtractiveProvider(embed, **kwargs)  # type: ignore[arg-type]
+
+
+def test_an_unrelated_question_gets_the_no_answer_text(embed: Embed) -> None:
+    gen = ExtractiveProvider(embed).generate("What is the recipe for banana bread?", PASSAGES)
+    assert gen.answer == NO_ANSWER and gen.citations == []
+
+
+def test_a_multi_hop_question_follows_the_chain_across_passages(embed: Embed) -> None:
+    from ingestion.entities import extract_entities
+
+    chain = [
+        Passage(
+            "project-halcyon",
+            "project-halcyon#0000",
+            "Project Halcyon",
+            "Project Halcyon depends on Kestrel.",
+        ),
+        Passage("system-kestrel", "system-kestrel#0000", "Kestrel", "Kestrel is owned by Team Aurora."),
+        Passage("team-aurora", "team-aurora#0000", "Team Aurora", "Team Aurora is led by Maya Okafor."),
+        Passage(
+            "team-meridian", "team-meridian#0000", "Team Meridian", "Team Meridian works on Project Halcyon."
+        ),
+    ]
+    gen = ExtractiveProvider(embed, find_entities=extract_entities).generate(
+        "Who leads the team that owns the system Project Halcyon depends on?", chain
+    )
+    assert [c.document_id for c in gen.citations] == ["project-halcyon", "system-kestrel", "team-aurora"]
+    assert gen.answer.endswith("Team Aurora is led by Maya Okafor.")
