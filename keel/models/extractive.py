@@ -48,13 +48,27 @@ def terms(text: str) -> set[str]:
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
+_RELATIVE = re.compile(r"\b(that|which|whose|where|who)\b", re.IGNORECASE)
+# A sentence opening with a pronoun does not name its subject: a poor sentence to answer with.
+_PRONOUN_START = re.compile(r"^(he|she|it|they|this|these|its|their|his|her)\b", re.IGNORECASE)
+_PRONOUN_PENALTY = 0.1
+
+
 def _first_hop(question: str, find: FindEntities) -> str:
-    """The clause from the question's last named entity on: "Project Halcyon depends on"."""
+    """The innermost clause, around the question's last named entity: the hop to answer first.
+
+    "…the system Project Halcyon depends on?" → "Project Halcyon depends on";
+    "How many engineers are in the team that owns Wayfinder?" → "that owns Wayfinder".
+    """
     names = find(question, ())
     if not names:
         return ""
-    start = max(question.rfind(n) for n in names)
-    return question[start:].rstrip("?. ") if start >= 0 else ""
+    entity_at, entity = max((question.rfind(n), n) for n in names)
+    tail = question[entity_at:].rstrip("?. ")
+    if terms(tail) - terms(entity):
+        return tail  # the entity's own clause carries the relation: "Project Halcyon depends on"
+    clauses = [m.start() for m in _RELATIVE.finditer(question) if 0 < m.start() < entity_at]
+    return question[clauses[-1] if clauses else entity_at :].rstrip("?. ")
 
 
 def _coverage(asked: set[str], sentence: str) -> float:
@@ -130,6 +144,7 @@ class ExtractiveProvider:
             cosine
             + 0.02 * (len(passages) - rank[passage.chunk_id]) / len(passages)
             + _coverage(asked, sentence)
+            - (_PRONOUN_PENALTY if _PRONOUN_START.match(sentence) else 0.0)
             for (passage, sentence), cosine in zip(candidates, cosines, strict=True)
         ]
         return cosines, scores
@@ -152,7 +167,9 @@ class ExtractiveProvider:
         known = find(" ".join(p.text for p in dict.fromkeys(p for p, _ in candidates)), ())
         names = [{e.casefold() for e in find(s, known)} for _, s in candidates]
         seen = {e.casefold() for e in find(question, known)}
-        chosen = [max(range(len(candidates)), key=lambda i: anchor[i])]
+        # The chain starts at a sentence that names what the question names, when there is one.
+        start = [i for i in range(len(candidates)) if names[i] & seen] or list(range(len(candidates)))
+        chosen = [max(start, key=lambda i: anchor[i])]
         asked = terms(question)
         while len(chosen) < self._max_sentences:
             # Terms earlier hops already answered no longer count: the next hop must add the rest.
