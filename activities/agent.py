@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -221,11 +222,19 @@ class AgentActivities:
     def finalize(self, inp: FinalizeInput) -> None:
         result = inp.result
         task_id = _task_id()
-        if result.review is not None:
-            with self._tracer.observe(
-                task_id, "review", "review", "guardrail", {"question": inp.question}
-            ) as obs:
-                obs.update(output=asdict(result.review))
+        review = result.review
+        if review is not None:
+            # The human step: its latency is the reviewer's real wait, not the time to record it.
+            self._tracer.record_past(
+                task_id,
+                "review",
+                "review",
+                "guardrail",
+                started=datetime.fromisoformat(review.requested_at),
+                ended=datetime.fromisoformat(review.decided_at),
+                input={"question": inp.question, "draft": review.original_answer},
+                output=asdict(review),
+            )
         with self._tracer.observe(
             task_id, _key("finalize"), "finalize", "span", {"question": inp.question}
         ) as obs:

@@ -71,6 +71,8 @@ class ReviewOut(BaseModel):
     decision: Literal["approve", "reject", "edit"]
     reviewer: str
     decided_at: str
+    requested_at: str
+    waited_s: float
     reason: str
     original_answer: str
     final_answer: str

@@ -131,6 +131,8 @@ class ReviewRecord:
     final_answer: str
     changed: bool
     diff: str
+    requested_at: str = ""  # when the task started waiting for a reviewer
+    waited_s: float = 0.0
 
 
 @dataclass

@@ -160,6 +160,31 @@ class StepTracer:
             record.end_time = datetime.now(UTC).isoformat()
             self._finish(task_id, handle)
 
+    def record_past(
+        self,
+        task_id: str,
+        key: str,
+        name: str,
+        as_type: ObservationType,
+        started: datetime,
+        ended: datetime,
+        input: Any = None,
+        output: Any = None,
+    ) -> None:
+        """An observation of something that already happened (a reviewer's wait), with its real times."""
+        record = Observation(
+            id=_observation_id(task_id, key),
+            trace_id=trace_id_for(task_id),
+            name=name,
+            type=as_type,
+            start_time=started.isoformat(),
+            end_time=ended.isoformat(),
+            latency_ms=round((ended - started).total_seconds() * 1000, 3),
+            input=_clip(input),
+            output=_clip(output),
+        )
+        self._finish(task_id, ObservationHandle(self, task_id, record, self._start_langfuse(record, None)))
+
     def _start_langfuse(self, record: Observation, parent: ObservationHandle | None) -> Any:
         if self._langfuse is None:
             return None

@@ -36,9 +36,12 @@ class AgentWorkflow:
         while "__interrupt__" in state:
             payload = state["__interrupt__"][0].value
             self._set_status("awaiting_review", draft=payload["answer"], review_reason=payload["reason"])
+            requested_at = workflow.now().isoformat()
             await workflow.wait_condition(lambda: self._decision is not None)
             decision, self._decision = self._decision, None
-            state = await app.ainvoke(Command(resume=asdict(decision)), config)  # type: ignore[arg-type]
+            assert decision is not None  # the wait condition guarantees it
+            resume = {"decision": asdict(decision), "requested_at": requested_at}
+            state = await app.ainvoke(Command(resume=resume), config)
         result: TaskResult = value_to_type(TaskResult, state["result"])
         self._set_status(result.status)
         await workflow.wait_condition(workflow.all_handlers_finished)

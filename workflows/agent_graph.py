@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any, TypedDict, TypeVar
 
 from langgraph.graph import END, START, StateGraph
@@ -163,15 +164,17 @@ def review(state: AgentState) -> dict[str, Any]:
         return {"review": None}
     _step("review")
     draft = _load(Draft, state["draft"])
-    decision = _load(
-        ReviewDecision,
-        interrupt({"answer": draft.answer, "reason": grade_out.review_reason}),
-    )
+    resumed = interrupt({"answer": draft.answer, "reason": grade_out.review_reason})
+    decision = _load(ReviewDecision, resumed["decision"])
     final = decision.answer if decision.decision == "edit" else draft.answer
+    decided_at = workflow.now()
+    requested_at = datetime.fromisoformat(resumed["requested_at"])
     record = ReviewRecord(
         decision=decision.decision,
         reviewer=decision.reviewer,
-        decided_at=workflow.now().isoformat(),
+        decided_at=decided_at.isoformat(),
+        requested_at=requested_at.isoformat(),
+        waited_s=round((decided_at - requested_at).total_seconds(), 3),
         reason=decision.reason,
         original_answer=draft.answer,
         final_answer=final,

@@ -52,6 +52,14 @@ async def test_task_needing_review_is_approved_and_cites_expected_documents(
         assert citation["quote"] and citation["chunk_id"].startswith(citation["document_id"] + "#")
     assert result["review"]["decision"] == "approve" and result["review"]["reviewer"] == "rita"
     assert result["review"]["decided_at"] and result["review"]["changed"] is False
+    assert (
+        result["review"]["requested_at"] <= result["review"]["decided_at"]
+        and result["review"]["waited_s"] > 0
+    )
+    trace = (await api.get(f"/v1/tasks/{task_id}/trace")).json()["observations"]
+    [review] = [o for o in trace if o["name"] == "review"]
+    assert review["type"] == "guardrail" and review["output"]["reviewer"] == "rita"
+    assert review["latency_ms"] == pytest.approx(result["review"]["waited_s"] * 1000, abs=1)
 
     again = await api.post(f"/v1/reviews/{task_id}", json={"decision": "approve", "reviewer": "rita"})
     assert again.status_code == 409
