@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from workflows.ingest import IngestBatchWorkflow, IngestDocumentWorkflow
 log = logging.getLogger(__name__)
 
 WORKFLOWS = [AgentWorkflow, IngestDocumentWorkflow, IngestBatchWorkflow]
+_CORES = os.cpu_count() or 2
 
 
 @dataclass
@@ -83,9 +85,11 @@ def make_worker(
             agent.finalize,
             ingestion.index_document,
         ],
-        # Activities are synchronous (encoders, Qdrant Edge); a few threads keep 2 cores busy.
-        activity_executor=ThreadPoolExecutor(max_workers=4),
-        max_concurrent_activities=4,
+        # Activities are synchronous and CPU-bound (encoders): as many at once as there are
+        # cores, so steps queue instead of thrashing and starving the workflow thread.
+        activity_executor=ThreadPoolExecutor(max_workers=2 * _CORES),
+        max_concurrent_activities=_CORES,
+        max_concurrent_local_activities=_CORES,
         plugins=[LangGraphPlugin(graphs={AGENT_GRAPH: make_agent_graph()})],
     )
 

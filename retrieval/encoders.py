@@ -30,6 +30,8 @@ class DenseEncoder:
         self._dimension = int(dim)
         # Number of texts encoded so far: tests and metrics count encoder work.
         self.encode_calls = 0
+        # One inference at a time, on all cores: concurrent callers queue here instead of
+        # oversubscribing the CPU with torch threads (which starves everything else in the process).
         self._lock = threading.Lock()
 
     @property
@@ -42,18 +44,26 @@ class DenseEncoder:
             return []
         with self._lock:
             self.encode_calls += len(texts)
-        vectors = self._model.encode_document(
-            list(texts), batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
-        )
+            vectors = self._model.encode_document(
+                list(texts),
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return [[float(x) for x in row] for row in vectors]
 
     def encode_query(self, text: str) -> list[float]:
         """Embed one search query."""
         with self._lock:
             self.encode_calls += 1
-        vectors = self._model.encode_query(
-            [text], batch_size=1, normalize_embeddings=True, convert_to_numpy=True
-        )
+            vectors = self._model.encode_query(
+                [text],
+                batch_size=1,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return [float(x) for x in vectors[0]]
 
 

@@ -103,14 +103,21 @@ class ExtractiveProvider:
         candidates = [(p, s) for p in passages for s in dict.fromkeys(split_sentences(p.text))]
         if not candidates:
             return Generation(answer=NO_ANSWER, citations=[], model=self.model)
-        cosines, scores = self._scores(question, passages, candidates)
+        multi_hop = self._find_entities is not None and is_multi_hop(question)
+        first_hop = _first_hop(question, self._find_entities) if self._find_entities and multi_hop else ""
+        # One encoder call for everything: the sentences are embedded once, whatever they are scored against.
+        vectors = self._embed([question, first_hop or question, *(s for _, s in candidates)])
+        cosines, scores = self._scores(question, vectors[0], vectors[2:], passages, candidates)
         if max(cosines) < self._min_cosine:
             return Generation(
                 answer=NO_ANSWER, citations=[], model=self.model, notes=["no sentence is close enough"]
             )
-        if self._find_entities is not None and is_multi_hop(question):
-            first_hop = _first_hop(question, self._find_entities)
-            anchor = self._scores(first_hop, passages, candidates)[1] if first_hop else scores
+        if multi_hop and self._find_entities is not None:
+            anchor = (
+                self._scores(first_hop, vectors[1], vectors[2:], passages, candidates)[1]
+                if first_hop
+                else scores
+            )
             chosen = self._follow_chain(question, candidates, scores, anchor, self._find_entities)
         else:
             chosen = self._best(scores)
@@ -132,14 +139,18 @@ class ExtractiveProvider:
             output_tokens=len(answer.split()),
         )
 
+    @staticmethod
     def _scores(
-        self, question: str, passages: Sequence[Passage], candidates: list[tuple[Passage, str]]
+        question: str,
+        question_vector: list[float],
+        sentence_vectors: list[list[float]],
+        passages: Sequence[Passage],
+        candidates: list[tuple[Passage, str]],
     ) -> tuple[list[float], list[float]]:
         """Cosines to the question; and scores: cosine + a small prior for the reranker's order + coverage."""
-        vectors = self._embed([question] + [s for _, s in candidates])
         asked = terms(question)
         rank = {p.chunk_id: i for i, p in enumerate(passages)}
-        cosines = [dot(vectors[0], vector) for vector in vectors[1:]]
+        cosines = [dot(question_vector, vector) for vector in sentence_vectors]
         scores = [
             cosine
             + 0.02 * (len(passages) - rank[passage.chunk_id]) / len(passages)
