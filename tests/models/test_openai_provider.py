@@ -14,7 +14,7 @@ import pytest
 
 from keel.models import ModelError, OpenAICompatibleProvider, Passage, make_provider
 from keel.models.base import Embed, split_sentences
-from keel.services import free_port
+from keel.services import free_port, stop_process
 from keel.settings import Settings
 from retrieval.encoders import DenseEncoder
 
@@ -86,12 +86,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait_until_serving(process, f"{base_url}/models", log, timeout_s=120)
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace_s=10)
 
 
 @pytest.fixture(scope="module")
