@@ -9,6 +9,7 @@ from datetime import datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import permanent_errors
 from ingestion.entities import entity_key, extract_entities
 from keel.domain import (
     Candidate,
@@ -83,6 +84,7 @@ class AgentActivities:
             return out
 
     @activity.defn(name="agent.retrieve")
+    @permanent_errors()
     def retrieve(self, inp: RetrieveInput) -> RetrieveOutput:
         cfg = self._settings.retrieval
         with self._tracer.observe(_task_id(), _key("retrieve"), "retrieve", "retriever", asdict(inp)) as obs:
@@ -131,6 +133,7 @@ class AgentActivities:
         ]
 
     @activity.defn(name="agent.rerank")
+    @permanent_errors()
     def rerank(self, inp: RerankInput) -> RerankOutput:
         cfg = self._settings.retrieval
         with self._tracer.observe(_task_id(), _key("rerank"), "rerank", "retriever", asdict(inp)) as obs:
@@ -150,6 +153,7 @@ class AgentActivities:
             return out
 
     @activity.defn(name="agent.generate")
+    @permanent_errors()
     def generate(self, inp: GenerateInput) -> Draft:
         with self._tracer.observe(_task_id(), _key("generate"), "generate", "generation", asdict(inp)) as obs:
             passages = self._passages(inp.tenant, inp.passages)
@@ -184,6 +188,7 @@ class AgentActivities:
         return [Passage(c.document_id, c.chunk_id, c.title, c.text) for c in chunks]
 
     @activity.defn(name="agent.grade")
+    @permanent_errors()
     def grade(self, inp: GradeInput) -> GradeOutput:
         agent = self._settings.agent
         with self._tracer.observe(_task_id(), _key("grade"), "grade", "evaluator", asdict(inp)) as obs:

@@ -7,6 +7,7 @@ import hashlib
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import permanent_errors
 from ingestion.chunking import chunk_text
 from ingestion.entities import entity_key, extract_entities, extract_relations
 from keel.blobs import BlobNotFoundError, BlobStore
@@ -40,6 +41,7 @@ class IngestionActivities:
         self._blobs = blobs
 
     @activity.defn(name="ingest.index_document")
+    @permanent_errors()
     def index_document(self, ref: DocumentRef) -> IndexedDocument:
         """Idempotent: deterministic point ids, MERGE in the graph, stale chunks removed."""
         try:
