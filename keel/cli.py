@@ -54,10 +54,15 @@ def up(
 @app.command()
 def worker() -> None:
     """Run one worker (Qdrant Edge in-process) against the configured Temporal."""
+    from keel.temporal import TemporalUnavailableError
     from keel.worker import run_worker
 
     _logging()
-    asyncio.run(run_worker(_settings()))
+    try:
+        asyncio.run(run_worker(_settings()))
+    except TemporalUnavailableError as err:
+        typer.echo(f"keel worker: {err}", err=True)
+        raise typer.Exit(1) from err
 
 
 @app.command()
@@ -97,14 +102,15 @@ async def _ingest(settings: Settings, documents: list[tuple[str, str, str]], wai
     from temporalio.service import RPCError
 
     from keel.ingest_client import start_batch
+    from keel.temporal import TemporalUnavailableError
 
     try:
         handle = await start_batch(settings, documents, batch_id=f"ingest-batch-{uuid.uuid4().hex}")
     except RPCError as err:
         typer.echo(f"keel ingest: Temporal at {settings.temporal_address} refused: {err.message}", err=True)
         return 1
-    except OSError as err:
-        typer.echo(f"keel ingest: cannot reach Temporal at {settings.temporal_address}: {err}", err=True)
+    except TemporalUnavailableError as err:
+        typer.echo(f"keel ingest: {err}", err=True)
         return 1
     typer.echo(f"ingesting {len(documents)} documents: workflow {handle.id}")
     if not wait:

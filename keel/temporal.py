@@ -16,8 +16,17 @@ log = logging.getLogger(__name__)
 SEARCH_ATTRIBUTES = {"KeelStatus": "Keyword", "KeelTenant": "Keyword"}
 
 
+class TemporalUnavailableError(Exception):
+    """Temporal could not be reached; the message names the address."""
+
+
 async def connect(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal.namespace)
+    try:
+        return await Client.connect(settings.temporal_address, namespace=settings.temporal.namespace)
+    except RuntimeError as err:  # the SDK reports a refused or failed connection this way
+        raise TemporalUnavailableError(
+            f"cannot reach Temporal at {settings.temporal_address}: {err}"
+        ) from err
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:

@@ -23,6 +23,13 @@ async def test_demo_corpus_indexed_in_both_stores(platform, demo_corpus) -> None
         assert graph.document(tenant, document.document_id)["chunks"] == document.chunks
 
 
+async def test_documents_ingested_by_a_batch_report_their_status(api: httpx.AsyncClient, demo_corpus) -> None:
+    [kestrel] = [d for d in demo_corpus["result"].indexed if d.document_id == "system-kestrel"]
+    view = (await api.get("/v1/documents/system-kestrel")).json()
+    assert view["status"] == "indexed"
+    assert (view["chunks"], view["version"]) == (kestrel.chunks, kestrel.version)
+
+
 async def test_task_needing_review_is_approved_and_cites_expected_documents(
     api: httpx.AsyncClient, demo_corpus
 ) -> None:
