@@ -33,6 +33,8 @@ def _logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Every readiness poll and API call would otherwise be an INFO line.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @app.command()
