@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 
 .PHONY: up test lint install clean
 
@@ -11,23 +12,28 @@ $(BIN)/python:
 	$(BIN)/pip install --upgrade pip
 
 # torch first, pinned to the local CPU build: a looser pin pulls several GB of CUDA packages.
-$(STAMP): pyproject.toml | $(BIN)/python
+$(RUNTIME): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e .
+	touch $(RUNTIME)
+
+# The test tools add llama.cpp's server (built from source once; pip caches the wheel).
+$(DEV): $(RUNTIME)
 	$(BIN)/pip install -e ".[dev]"
-	touch $(STAMP)
+	touch $(DEV)
 
-install: $(STAMP)
+install: $(DEV)
 
-up: $(STAMP)
+up: $(RUNTIME)
 	$(BIN)/keel up
 
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
