@@ -244,4 +244,3 @@ class AgentActivities:
             task_id, _key("finalize"), "finalize", "span", {"question": inp.question}
         ) as obs:
             obs.update(output=asdict(result))
-        self._tracer.flush()
