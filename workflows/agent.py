@@ -40,6 +40,7 @@ class AgentWorkflow:
             await workflow.wait_condition(lambda: self._decision is not None)
             decision, self._decision = self._decision, None
             assert decision is not None  # the wait condition guarantees it
+            self._set_status("running")  # off the review queue as soon as someone decided
             resume = {"decision": asdict(decision), "requested_at": requested_at}
             state = await app.ainvoke(Command(resume=resume), config)
         result: TaskResult = value_to_type(TaskResult, state["result"])
