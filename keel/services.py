@@ -272,13 +272,7 @@ def run_platform(settings: Settings, demo: bool) -> int:
                 lambda: start_temporal(data_dir / "temporal", t.host, t.port, t.ui_port, dev_server_flags()),
             )
             wait_for_temporal(settings.temporal_address, timeout_s=60)
-        else:
-            from keel.temporal import connect, ensure_search_attributes
-
-            async def register() -> None:
-                await ensure_search_attributes(await connect(settings), settings.temporal.namespace)
-
-            asyncio.run(register())
+        # An external Temporal gets Keel's search attributes from the worker when it connects.
         if not settings.falkordb.url:
             f = settings.falkordb
             supervisor.add("falkordb", lambda: start_falkordb(data_dir / "falkordb", f.port, f.host))

@@ -69,6 +69,19 @@ class Observation:
     status_message: str | None = None
 
 
+def _new_record(
+    task_id: str, key: str, name: str, as_type: ObservationType, input: Any, started: datetime
+) -> Observation:
+    return Observation(
+        id=_observation_id(task_id, key),
+        trace_id=trace_id_for(task_id),
+        name=name,
+        type=as_type,
+        start_time=started.isoformat(),
+        input=_clip(input),
+    )
+
+
 class LocalTraceStore:
     """Observations per task in a Redis hash, keyed by observation id (idempotent)."""
 
@@ -137,16 +150,8 @@ class StepTracer:
         input: Any = None,
         parent: ObservationHandle | None = None,
     ) -> Iterator[ObservationHandle]:
-        trace_id = trace_id_for(task_id)
-        record = Observation(
-            id=_observation_id(task_id, key),
-            trace_id=trace_id,
-            name=name,
-            type=as_type,
-            start_time=datetime.now(UTC).isoformat(),
-            parent_id=parent.record.id if parent else None,
-            input=_clip(input),
-        )
+        record = _new_record(task_id, key, name, as_type, input, datetime.now(UTC))
+        record.parent_id = parent.record.id if parent else None
         handle = ObservationHandle(self, task_id, record, self._start_langfuse(record, parent))
         started = time.perf_counter()
         try:
@@ -172,17 +177,10 @@ class StepTracer:
         output: Any = None,
     ) -> None:
         """An observation of something that already happened (a reviewer's wait), with its real times."""
-        record = Observation(
-            id=_observation_id(task_id, key),
-            trace_id=trace_id_for(task_id),
-            name=name,
-            type=as_type,
-            start_time=started.isoformat(),
-            end_time=ended.isoformat(),
-            latency_ms=round((ended - started).total_seconds() * 1000, 3),
-            input=_clip(input),
-            output=_clip(output),
-        )
+        record = _new_record(task_id, key, name, as_type, input, started)
+        record.end_time = ended.isoformat()
+        record.latency_ms = round((ended - started).total_seconds() * 1000, 3)
+        record.output = _clip(output)
         self._finish(task_id, ObservationHandle(self, task_id, record, self._start_langfuse(record, None)))
 
     def _start_langfuse(self, record: Observation, parent: ObservationHandle | None) -> Any:

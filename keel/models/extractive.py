@@ -103,8 +103,9 @@ class ExtractiveProvider:
         candidates = [(p, s) for p in passages for s in dict.fromkeys(split_sentences(p.text))]
         if not candidates:
             return Generation(answer=NO_ANSWER, citations=[], model=self.model)
-        multi_hop = self._find_entities is not None and is_multi_hop(question)
-        first_hop = _first_hop(question, self._find_entities) if self._find_entities and multi_hop else ""
+        # Chains are followed only for multi-hop questions, and only with an entity finder.
+        find = self._find_entities if is_multi_hop(question) else None
+        first_hop = _first_hop(question, find) if find is not None else ""
         # One encoder call for everything: the sentences are embedded once, whatever they are scored against.
         vectors = self._embed([question, first_hop or question, *(s for _, s in candidates)])
         cosines, scores = self._scores(question, vectors[0], vectors[2:], passages, candidates)
@@ -112,13 +113,13 @@ class ExtractiveProvider:
             return Generation(
                 answer=NO_ANSWER, citations=[], model=self.model, notes=["no sentence is close enough"]
             )
-        if multi_hop and self._find_entities is not None:
+        if find is not None:
             anchor = (
                 self._scores(first_hop, vectors[1], vectors[2:], passages, candidates)[1]
                 if first_hop
                 else scores
             )
-            chosen = self._follow_chain(question, candidates, scores, anchor, self._find_entities)
+            chosen = self._follow_chain(question, candidates, scores, anchor, find)
         else:
             chosen = self._best(scores)
         citations = [
