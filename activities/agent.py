@@ -30,10 +30,9 @@ from keel.models.base import is_multi_hop
 from keel.models.grounding import assess
 from keel.settings import Settings
 from keel.tracing import StepTracer
-from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.encoders import DenseEncoder
 from retrieval.fusion import reciprocal_rank_fusion
-from retrieval.graph_store import GraphStore
-from retrieval.rerank import Reranker
+from retrieval.pipeline import Retriever, pipeline_named
 from retrieval.types import ScoredChunk
 from retrieval.vector_store import VectorStore
 
@@ -58,19 +57,16 @@ class AgentActivities:
         self,
         settings: Settings,
         vectors: VectorStore,
-        graph: GraphStore,
+        retriever: Retriever,
         dense: DenseEncoder,
-        sparse: SparseEncoder,
-        reranker: Reranker,
         provider: AnswerProvider,
         tracer: StepTracer,
     ) -> None:
         self._settings = settings
         self._vectors = vectors
-        self._graph = graph
+        self._retriever = retriever
+        self._pipeline = pipeline_named(settings.retrieval.pipeline)
         self._dense = dense
-        self._sparse = sparse
-        self._reranker = reranker
         self._provider = provider
         self._tracer = tracer
 
@@ -86,68 +82,60 @@ class AgentActivities:
     @activity.defn(name="agent.retrieve")
     @permanent_errors()
     def retrieve(self, inp: RetrieveInput) -> RetrieveOutput:
+        """The configured pipeline's first stage (and graph expansion) for every query; fused."""
         cfg = self._settings.retrieval
+        pipeline = self._pipeline
         with self._tracer.observe(_task_id(), _key("retrieve"), "retrieve", "retriever", asdict(inp)) as obs:
-            ranked: list[list[ScoredChunk]] = []
+            per_query: list[list[ScoredChunk]] = []
             for query in inp.queries:
-                with obs.child("dense", "retriever", {"query": query, "k": cfg.dense_k}) as child:
-                    hits = self._vectors.search_dense(
-                        inp.tenant, self._dense.encode_query(query), cfg.dense_k
+                with obs.child("search", "retriever", {"query": query, "pipeline": pipeline.name}) as child:
+                    found = self._retriever.candidates(inp.tenant, query, pipeline)
+                    child.update(
+                        output={
+                            **{name: _ids(hits[:20]) for name, hits in found.hits.items()},
+                            "stages_ms": {k: round(v, 2) for k, v in found.stages_ms.items()},
+                        }
                     )
-                    child.update(output=_ids(hits))
-                    ranked.append(hits)
-                with obs.child("bm25", "retriever", {"query": query, "k": cfg.sparse_k}) as child:
-                    hits = self._vectors.search_sparse(
-                        inp.tenant, self._sparse.encode_query(query), cfg.sparse_k
-                    )
-                    child.update(output=_ids(hits))
-                    ranked.append(hits)
-            with obs.child("graph", "retriever", {"entities": inp.entities, "k": cfg.graph_k}) as child:
-                graph_hits = self._graph_hits(inp.tenant, inp.entities)
-                child.update(output=_ids(graph_hits))
-                ranked.append(graph_hits)
-            fused = reciprocal_rank_fusion(ranked, k=cfg.rrf_k, limit=cfg.fused_k)
-            sources = {
-                c.chunk_id: sorted({h.source for hits in ranked for h in hits if h.chunk_id == c.chunk_id})
-                for c in fused
-            }
+                    per_query.append(found.chunks)
+            # A later query (the next hop) adds candidates; RRF keeps it from outvoting the question.
+            fused = per_query[0] if len(per_query) == 1 else reciprocal_rank_fusion(per_query, k=cfg.rrf_k)
+            fused = fused[: cfg.rerank_depth]
             out = RetrieveOutput(
                 candidates=[
-                    Candidate(c.chunk_id, c.document_id, round(c.score, 6), sources[c.chunk_id])
+                    Candidate(
+                        c.chunk_id,
+                        c.document_id,
+                        round(c.score, 6),
+                        sorted(name for name in ("dense", "bm25", "graph") if name in c.signals),
+                        {k: round(v, 6) for k, v in c.signals.items()},
+                    )
                     for c in fused
                 ]
             )
             obs.update(output=[asdict(c) for c in out.candidates])
             return out
 
-    def _graph_hits(self, tenant: str, entities: Sequence[str]) -> list[ScoredChunk]:
-        if not entities:
-            return []
-        cfg = self._settings.retrieval
-        neighbours = self._graph.neighbour_chunks(
-            tenant, [entity_key(e) for e in entities], max_hops=2, limit=cfg.graph_k
-        )
-        return [
-            ScoredChunk(chunk_id=n.chunk_id, document_id=n.document_id, score=1.0 / n.hops, source="graph")
-            for n in neighbours
-        ]
-
     @activity.defn(name="agent.rerank")
     @permanent_errors()
     def rerank(self, inp: RerankInput) -> RerankOutput:
         cfg = self._settings.retrieval
+        reranker = self._retriever.reranker
         with self._tracer.observe(_task_id(), _key("rerank"), "rerank", "retriever", asdict(inp)) as obs:
-            chunks = self._vectors.get_chunks(
-                inp.tenant, [c.chunk_id for c in inp.candidates], with_vectors=True
-            )
+            candidates = [
+                ScoredChunk(c.chunk_id, c.document_id, c.score, signals=dict(c.signals))
+                for c in inp.candidates
+            ]
+            if self._pipeline.rerank and reranker is not None:
+                ranked = self._retriever.rerank(inp.tenant, inp.question, candidates, self._pipeline)
+            else:
+                ranked = sorted(candidates, key=lambda c: (-c.score, c.chunk_id))
             prior = {c.chunk_id: c for c in inp.candidates}
-            scored = self._reranker.rerank(inp.question, chunks, limit=cfg.rerank_k)
             out = RerankOutput(
                 passages=[
                     Candidate(s.chunk_id, s.document_id, round(s.score, 6), prior[s.chunk_id].sources)
-                    for s in scored
+                    for s in ranked[: cfg.rerank_k]
                 ],
-                reranker=self._reranker.name,
+                reranker=reranker.name if self._pipeline.rerank and reranker is not None else "none",
             )
             obs.update(output=asdict(out))
             return out

@@ -1,4 +1,4 @@
-"""`keel`: start the platform, run one component, ingest documents."""
+"""`keel`: start the platform, run one component, ingest documents, evaluate retrieval."""
 
 from __future__ import annotations
 
@@ -123,6 +123,86 @@ async def _ingest(settings: Settings, documents: list[tuple[str, str, str]], wai
     for document_id, reason in result.failed.items():
         typer.echo(f"  failed {document_id}: {reason}", err=True)
     return 1 if result.failed else 0
+
+
+@app.command("eval")
+def eval_command(
+    dataset: Path = typer.Option(
+        None, "--dataset", help="A BEIR dataset directory (corpus.jsonl, queries.jsonl, qrels/)."
+    ),
+    split: str = typer.Option("test", "--split", help="The qrels split to score: train, dev or test."),
+    hotpotqa: Path = typer.Option(
+        None, "--hotpotqa", help="A HotpotQA jsonl file; its paragraphs are pooled into one corpus."
+    ),
+    pipelines: str = typer.Option("all", "--pipelines", help="Comma-separated pipeline names, or 'all'."),
+    max_queries: int = typer.Option(
+        0, "--max-queries", help="Score only the first N judged queries (0: all)."
+    ),
+    out: Path = typer.Option(None, "--out", help="Also write the report as JSON here."),
+    save_adapter: Path = typer.Option(
+        None, "--save-adapter", help="Write the feedback adapter fit on the whole train split here."
+    ),
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Rebuild the evaluation index even if a finished one matches."
+    ),
+) -> None:
+    """Score every retrieval pipeline on a dataset: quality, and latency per stage."""
+    import json
+
+    from keel.evaluation import evaluate, format_report
+    from retrieval.eval_data import DatasetError, load_beir, load_hotpotqa
+    from retrieval.pipeline import PIPELINES
+
+    _logging()
+    if (dataset is None) == (hotpotqa is None):
+        typer.echo("keel eval: give exactly one of --dataset DIR or --hotpotqa FILE", err=True)
+        raise typer.Exit(2)
+    names = list(PIPELINES) if pipelines == "all" else [p.strip() for p in pipelines.split(",") if p.strip()]
+    unknown = [n for n in names if n not in PIPELINES]
+    if unknown or not names:
+        typer.echo(
+            f"keel eval: unknown pipeline(s) {unknown or names}; choose from {', '.join(PIPELINES)}", err=True
+        )
+        raise typer.Exit(2)
+    if max_queries < 0:
+        typer.echo("keel eval: --max-queries must be 0 (all) or more", err=True)
+        raise typer.Exit(2)
+    try:
+        if hotpotqa is not None:
+            data, train = load_hotpotqa(hotpotqa), None
+        else:
+            data = load_beir(dataset, split)
+            has_train = (dataset / "qrels" / "train.tsv").is_file()
+            train = (data if split == "train" else load_beir(dataset, "train")) if has_train else None
+    except DatasetError as err:
+        typer.echo(f"keel eval: {err}", err=True)
+        raise typer.Exit(2) from err
+    if save_adapter is not None and train is None:
+        typer.echo("keel eval: --save-adapter needs a train split (qrels/train.tsv) to learn from", err=True)
+        raise typer.Exit(2)
+    if max_queries:
+        data = data.sliced(max_queries)
+    from retrieval.types import StoreError
+
+    try:
+        report = evaluate(
+            data,
+            train,
+            _settings(),
+            names,
+            hotpotqa=hotpotqa is not None,
+            rebuild=rebuild,
+            save_adapter=save_adapter,
+        )
+    except (ValueError, StoreError, TimeoutError) as err:
+        # Unusable reranker weights or cross-encoder path, a store that refused: named, no trace.
+        typer.echo(f"keel eval: {err}", err=True)
+        raise typer.Exit(1) from err
+    typer.echo(format_report(report))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        typer.echo(f"wrote {out}")
 
 
 def main() -> None:

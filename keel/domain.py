@@ -34,6 +34,8 @@ class Candidate:
     document_id: str
     score: float
     sources: list[str] = field(default_factory=list)
+    # What retrieval knew of it (dense cosine, BM25, fused, graph boost): the reranker's features.
+    signals: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

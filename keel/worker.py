@@ -8,6 +8,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.langgraph import LangGraphPlugin
@@ -17,11 +18,14 @@ from activities.agent import AgentActivities
 from activities.ingestion import IngestionActivities
 from keel.blobs import BlobStore
 from keel.models import make_provider
+from keel.reranking import make_reranker
 from keel.settings import Settings
 from keel.tracing import LocalTraceStore, StepTracer, make_langfuse, make_redis
 from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.feedback import QueryAdapter
 from retrieval.graph_store import GraphStore
-from retrieval.rerank import CrossEncoderReranker, FeatureReranker, Reranker
+from retrieval.pipeline import Retriever, pipeline_named
+from retrieval.rerank import Reranker
 from retrieval.stores import make_vector_store
 from workflows.agent import AgentWorkflow
 from workflows.agent_graph import AGENT_GRAPH, make_agent_graph
@@ -40,11 +44,6 @@ class Components:
     reranker: Reranker
 
 
-def make_reranker(settings: Settings, dense: DenseEncoder) -> Reranker:
-    path = settings.retrieval.cross_encoder_path
-    return CrossEncoderReranker(path) if path else FeatureReranker(dense)
-
-
 def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | None = None) -> Components:
     """Every client the activities need; `stack` closes them."""
     vectors = make_vector_store(settings)
@@ -54,15 +53,29 @@ def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | 
     dense = DenseEncoder(settings.embedding_model_path(), batch_size=settings.embedding.batch_size)
     sparse = SparseEncoder()
     reranker = make_reranker(settings, dense)
+    cfg = settings.retrieval
+    adapter = (
+        QueryAdapter.load(Path(cfg.feedback_adapter_path), dense.dimension)
+        if cfg.feedback_adapter_path
+        else None
+    )
+    retriever = Retriever(vectors, dense, sparse, graph, reranker, cfg.params(), adapter)
     if tracer is None:
         redis_client = make_redis(settings.falkordb_url)
         stack.callback(redis_client.close)
         tracer = StepTracer(LocalTraceStore(redis_client), make_langfuse(settings))
     stack.callback(tracer.flush)
     provider = make_provider(settings, dense.encode_documents)
-    log.info("reranker: %s; answer provider: %s (%s)", reranker.name, provider.name, provider.model)
+    log.info(
+        "retrieval: pipeline %s, reranker %s, feedback adapter %s; answer provider: %s (%s)",
+        cfg.pipeline,
+        reranker.name if pipeline_named(cfg.pipeline).rerank else f"none (configured: {reranker.name})",
+        f"{adapter.digest} ({adapter.trained_on})" if adapter else "none",
+        provider.name,
+        provider.model,
+    )
     return Components(
-        agent=AgentActivities(settings, vectors, graph, dense, sparse, reranker, provider, tracer),
+        agent=AgentActivities(settings, vectors, retriever, dense, provider, tracer),
         ingestion=IngestionActivities(settings, vectors, graph, dense, sparse, BlobStore(settings.blob_dir)),
         reranker=reranker,
     )

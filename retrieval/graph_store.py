@@ -1,7 +1,8 @@
 """Document─Chunk─Entity graph in FalkorDB, one graph per tenant.
 
 Model: (:Document {id, title, version, chunks})-[:HAS_CHUNK]->(:Chunk {id, position, document_id})
--[:MENTIONS]->(:Entity {key, name}); (:Entity)-[:REL {kind, document_id}]->(:Entity).
+-[:MENTIONS]->(:Entity {key, name}); (:Entity)-[:REL {kind, document_id}]->(:Entity);
+(:Document)-[:ABOUT]->(:Entity) for a document whose title names one entity (an article on it).
 All Cypher is parameterised; labels and relation kinds are fixed or from an allow-list.
 """
 
@@ -22,7 +23,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from retrieval.types import (
-    GraphNeighbour,
     InvalidRequestError,
     StoreError,
     StoreUnavailableError,
@@ -44,6 +44,9 @@ _INDEXES = (
 LIST_INDEXES = "CALL db.indexes() YIELD label, properties RETURN label, properties"
 DOCUMENT_ENTITY_KEYS = """
 MATCH (:Document {id: $doc})-[:HAS_CHUNK]->(:Chunk)-[:MENTIONS]->(e:Entity)
+RETURN DISTINCT e.key
+UNION
+MATCH (:Document {id: $doc})-[:ABOUT]->(e:Entity)
 RETURN DISTINCT e.key
 """
 MERGE_DOCUMENT = """
@@ -75,6 +78,16 @@ MERGE (e:Entity {key: row.key})
 ON CREATE SET e.name = row.name
 MERGE (c)-[:MENTIONS]->(e)
 """
+REPLACE_ABOUT = """
+MATCH (d:Document {id: $doc})
+OPTIONAL MATCH (d)-[a:ABOUT]->(:Entity)
+DELETE a
+WITH DISTINCT d
+UNWIND $about AS row
+MERGE (e:Entity {key: row.key})
+ON CREATE SET e.name = row.name
+MERGE (d)-[:ABOUT]->(e)
+"""
 DELETE_RELATIONS = """
 MATCH (:Entity)-[r:REL {document_id: $doc}]->(:Entity)
 DELETE r
@@ -87,7 +100,7 @@ MERGE (a)-[:REL {kind: row.kind, document_id: $doc}]->(b)
 DELETE_ORPHAN_ENTITIES = """
 UNWIND $keys AS key
 MATCH (e:Entity {key: key})
-WHERE NOT ()-[:MENTIONS]->(e)
+WHERE NOT ()-[:MENTIONS]->(e) AND NOT ()-[:ABOUT]->(e)
 DETACH DELETE e
 """
 DELETE_DOCUMENT = """
@@ -95,26 +108,27 @@ MATCH (d:Document {id: $doc})
 OPTIONAL MATCH (d)-[:HAS_CHUNK]->(c:Chunk)
 DETACH DELETE c, d
 """
-ONE_HOP = """
-UNWIND $keys AS key
-MATCH (e:Entity {key: key})<-[:MENTIONS]-(c:Chunk)
-WITH c, min(e.key) AS via, count(DISTINCT e) AS support
-RETURN c.id, c.document_id, via
-ORDER BY support DESC, c.id
+# The bridge hop: a seed passage names an entity; the document about that entity is the next hop.
+# An entity that many passages mention ("Summary", a section heading) is a topic, not a link.
+LINKED_FROM_SEEDS = """
+UNWIND $seeds AS seed
+MATCH (s:Chunk {id: seed})-[:MENTIONS]->(e:Entity)<-[:ABOUT]-(d:Document)
+WHERE d.id <> s.document_id
+WITH seed, d, e
+MATCH (e)<-[:MENTIONS]-(m:Chunk)
+WITH seed, d, e, count(m) AS mentions
+WHERE mentions <= $max_mentions
+RETURN DISTINCT seed, d.id
+ORDER BY seed, d.id
 LIMIT $limit
 """
-# Two hops: entities linked to a query entity by REL (either way) or mentioned in the same chunk.
-RELATED_KEYS = """
+# Documents about an entity the question names ("Which is older, X or Y?").
+ABOUT_KEYS = """
 UNWIND $keys AS key
-MATCH (e:Entity {key: key})
-MATCH (e)-[:REL]-(n:Entity)
-WHERE NOT n.key IN $keys
-RETURN n.key AS key
-UNION
-UNWIND $keys AS key
-MATCH (e:Entity {key: key})<-[:MENTIONS]-(:Chunk)-[:MENTIONS]->(n:Entity)
-WHERE NOT n.key IN $keys
-RETURN n.key AS key
+MATCH (e:Entity {key: key})<-[:ABOUT]-(d:Document)
+RETURN e.key, d.id
+ORDER BY e.key, d.id
+LIMIT $limit
 """
 ENTITY_KEYS_IN = """
 UNWIND $ids AS id
@@ -141,6 +155,15 @@ class GraphChunk:
     chunk_id: str
     position: int
     entities: list[tuple[str, str]] = field(default_factory=list)  # (entity key, display name)
+
+
+@dataclass(frozen=True)
+class GraphLink:
+    """A document about an entity that a seed chunk mentions (or, with seed "", that the query names)."""
+
+    document_id: str
+    seed: str
+    via: str = ""
 
 
 @dataclass(frozen=True)
@@ -234,8 +257,9 @@ class GraphStore:
         version: str,
         chunks: Sequence[GraphChunk],
         relations: Sequence[GraphRelation],
+        about: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Replace the document's chunks, mentions and relations; running it twice changes nothing.
+        """Replace the document's chunks, mentions, relations and ABOUT entities (key, name); idempotent.
 
         Relations whose endpoints no chunk mentions are dropped: entities live only while mentioned.
         """
@@ -254,6 +278,8 @@ class GraphStore:
         self._run(tenant, what, MERGE_CHUNKS, {**doc, "chunks": chunk_rows})
         self._run(tenant, what, DELETE_STALE_MENTIONS, {**doc, "chunks": chunk_rows})
         self._run(tenant, what, MERGE_MENTIONS, {"mentions": mentions})
+        about_rows = [{"key": key, "name": name} for key, name in dict(about).items()]
+        self._run(tenant, what, REPLACE_ABOUT, {**doc, "about": about_rows})
         self._run(tenant, what, DELETE_RELATIONS, doc)
         self._run(tenant, what, CREATE_RELATIONS, {**doc, "rels": rels})
         self._run(tenant, what, DELETE_ORPHAN_ENTITIES, {"keys": old_keys})
@@ -269,31 +295,26 @@ class GraphStore:
         self._run(tenant, what, DELETE_RELATIONS, doc)
         self._run(tenant, what, DELETE_ORPHAN_ENTITIES, {"keys": old_keys})
 
-    def neighbour_chunks(
-        self, tenant: str, entity_keys: Sequence[str], max_hops: int = 2, limit: int = 20
-    ) -> list[GraphNeighbour]:
-        """Chunks mentioning the entities (1 hop), then chunks of related or co-mentioned ones (2 hops)."""
-        if not 1 <= max_hops <= 2:
-            raise InvalidRequestError(f"max_hops must be 1 or 2, got {max_hops}")
-        keys = sorted(set(entity_keys))
-        if not keys or limit < 1:
+    def linked_documents(
+        self, tenant: str, seed_chunk_ids: Sequence[str], limit: int, max_mentions: int = 20
+    ) -> list[GraphLink]:
+        """Documents about an entity one of the seed chunks mentions (not the seed's own document).
+
+        Entities mentioned by more than `max_mentions` chunks are not followed.
+        """
+        if limit < 1 or not seed_chunk_ids:
             return []
-        found: dict[str, GraphNeighbour] = {}
-        for row in self._read(tenant, "one-hop neighbours", ONE_HOP, {"keys": keys, "limit": limit}):
-            found[row[0]] = GraphNeighbour(chunk_id=row[0], document_id=row[1], hops=1, via=row[2])
-        if max_hops == 1 or len(found) >= limit:
-            return list(found.values())
-        second = sorted(
-            {row[0] for row in self._read(tenant, "related entities", RELATED_KEYS, {"keys": keys})}
-        )
-        if not second:
-            return list(found.values())
-        # Ask for enough that chunks already found at one hop cannot crowd out new ones.
-        params = {"keys": second, "limit": limit + len(found)}
-        for row in self._read(tenant, "two-hop neighbours", ONE_HOP, params):
-            if row[0] not in found and len(found) < limit:
-                found[row[0]] = GraphNeighbour(chunk_id=row[0], document_id=row[1], hops=2, via=row[2])
-        return list(found.values())
+        params = {"seeds": list(seed_chunk_ids), "limit": limit, "max_mentions": max_mentions}
+        rows = self._read(tenant, "linked documents", LINKED_FROM_SEEDS, params)
+        return [GraphLink(document_id=row[1], seed=row[0]) for row in rows]
+
+    def documents_about(self, tenant: str, keys: Sequence[str], limit: int) -> list[GraphLink]:
+        """Documents about any of the entity keys, with the key as `via`."""
+        if limit < 1 or not keys:
+            return []
+        params = {"keys": sorted(set(keys)), "limit": limit}
+        rows = self._read(tenant, "documents about entities", ABOUT_KEYS, params)
+        return [GraphLink(document_id=row[1], seed="", via=row[0]) for row in rows]
 
     def entity_keys_in(self, tenant: str, chunk_ids: Sequence[str]) -> list[str]:
         """Keys of the entities the chunks mention, sorted."""
@@ -309,6 +330,15 @@ class GraphStore:
             return None
         doc_id, title, version, chunks = rows[0]
         return {"id": doc_id, "title": title, "version": version, "chunks": chunks}
+
+    def drop(self, tenant: str) -> None:
+        """Delete the tenant's whole graph (evaluation indexes only: ingestion never drops)."""
+        name = self.graph_name(tenant)
+        with self._errors("drop graph", tenant):
+            if self._db.connection.exists(name):
+                self._db.select_graph(name).delete()
+        with self._lock:
+            self._indexed.discard(name)
 
     def counts(self, tenant: str) -> dict[str, int]:
         """Numbers of documents, chunks, entities, mentions and relations in the tenant's graph."""

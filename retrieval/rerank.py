@@ -1,4 +1,4 @@
-"""Rerankers: a feature reranker that needs no download, or a sentence-transformers CrossEncoder."""
+"""The Reranker protocol, and a feature reranker (MiniLM cosine + term coverage) that needs no weights."""
 
 from __future__ import annotations
 
@@ -20,8 +20,13 @@ _STOP = frozenset(
 )  # fmt: skip
 
 
-def _terms(text: str) -> set[str]:
+def text_terms(text: str) -> set[str]:
+    """Lower-cased words of a text, stop words left out."""
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def query_terms(query: str) -> set[str]:
+    return text_terms(query)
 
 
 class Reranker(Protocol):
@@ -55,30 +60,12 @@ class FeatureReranker:
             self._encoder.encode_documents([f"{c.title}\n{c.text}" for c in missing]) if missing else []
         )
         vectors = [c.dense if c.dense is not None else next(encoded) for c in chunks]
-        query_terms = _terms(query)
+        asked = query_terms(query)
         scored = []
         for chunk, vec in zip(chunks, vectors, strict=True):
             cosine = sum(a * b for a, b in zip(query_vector, vec, strict=True))
-            coverage = len(query_terms & _terms(f"{chunk.title} {chunk.text}")) / max(1, len(query_terms))
+            coverage = len(asked & text_terms(f"{chunk.title} {chunk.text}")) / max(1, len(asked))
             score = self._semantic_weight * cosine + (1 - self._semantic_weight) * coverage
             scored.append(replace(chunk, score=score, source="rerank", dense=None))
-        scored.sort(key=lambda c: (-c.score, c.chunk_id))
-        return scored[:limit]
-
-
-class CrossEncoderReranker:
-    """Any sentence-transformers CrossEncoder from a local path."""
-
-    def __init__(self, model_path: str) -> None:
-        from sentence_transformers import CrossEncoder
-
-        self._model = CrossEncoder(model_path, device="cpu")
-        self.name = f"cross-encoder:{model_path}"
-
-    def rerank(self, query: str, chunks: Sequence[ScoredChunk], limit: int) -> list[ScoredChunk]:
-        if not chunks:
-            return []
-        scores = self._model.predict([(query, f"{c.title}\n{c.text}") for c in chunks])
-        scored = [replace(c, score=float(s), source="rerank") for c, s in zip(chunks, scores, strict=True)]
         scored.sort(key=lambda c: (-c.score, c.chunk_id))
         return scored[:limit]

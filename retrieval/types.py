@@ -54,16 +54,9 @@ class ScoredChunk:
     version: str = ""
     # The stored dense vector, when asked for: lets the reranker skip re-encoding passages.
     dense: list[float] | None = None
-
-
-@dataclass(frozen=True)
-class GraphNeighbour:
-    """A chunk reached from query entities through the graph, `hops` edges away."""
-
-    chunk_id: str
-    document_id: str
-    hops: int
-    via: str  # the entity the path went through
+    # What each stage knew about the chunk (dense cosine, BM25 score, fused score, graph hops):
+    # the features of the learned reranker and of the traces. Not part of equality or hash.
+    signals: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
 
 
 class StoreError(Exception):

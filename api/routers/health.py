@@ -12,6 +12,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from api.deps import State
+from keel.reranking import reranker_name
+from retrieval.pipeline import pipeline_named
 
 router = APIRouter(tags=["health"])
 
@@ -43,7 +45,22 @@ async def readyz(state: State) -> JSONResponse:
         checks["falkordb"] = "ok"
     except Exception as err:
         checks["falkordb"] = f"unreachable: {err}"
-    ready = all(v == "ok" for v in checks.values()) and len(checks) == 3
+    cfg = state.settings.retrieval
+    try:
+        configured = reranker_name(state.settings)
+        checks["reranker"] = "ok"
+    except ValueError as err:  # unreadable weights: the worker refuses to start with them too
+        configured, checks["reranker"] = "none", str(err)
+    ready = all(v == "ok" for v in checks.values()) and len(checks) == 4
+    reranks = pipeline_named(cfg.pipeline).rerank
+    retrieval = {
+        "pipeline": cfg.pipeline,
+        # What the agent's rerank step runs: the configured reranker only if the pipeline reranks.
+        "reranker": configured if reranks else "none",
+        "configured_reranker": configured,
+        "feedback_adapter": cfg.feedback_adapter_path or "none",
+    }
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+        {"status": "ready" if ready else "not ready", "checks": checks, "retrieval": retrieval},
+        status_code=200 if ready else 503,
     )

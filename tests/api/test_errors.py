@@ -262,4 +262,12 @@ async def test_healthz(api: httpx.AsyncClient) -> None:
 async def test_readyz_reports_every_check_ok(api: httpx.AsyncClient, platform) -> None:
     body = _check(await api.get("/readyz"), 200)
     assert body["status"] == "ready"
-    assert body["checks"] == {"temporal": "ok", "worker": "ok", "falkordb": "ok"}
+    assert body["checks"] == {"temporal": "ok", "worker": "ok", "falkordb": "ok", "reranker": "ok"}
+    # Which reranker the agent runs, and with which pipeline: the default reranks with the learned model.
+    retrieval = body["retrieval"]
+    assert retrieval["pipeline"] == platform.settings.retrieval.pipeline
+    assert (
+        retrieval["reranker"].startswith("ltr-linear")
+        and retrieval["reranker"] == retrieval["configured_reranker"]
+    )
+    assert retrieval["feedback_adapter"] == "none"

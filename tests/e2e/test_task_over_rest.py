@@ -16,7 +16,7 @@ async def test_demo_corpus_indexed_in_both_stores(platform, demo_corpus) -> None
     tenant = platform.settings.tenant
     indexed = demo_corpus["result"].indexed
     assert len(indexed) == len(demo_corpus["documents"]) >= 30
-    vectors, graph = platform.components.agent._vectors, platform.components.agent._graph
+    vectors, graph = platform.components.ingestion._vectors, platform.components.ingestion._graph
     # Per document: other tests upload documents of their own into the same tenant.
     for document in indexed:
         assert vectors.count(tenant, document.document_id) == document.chunks >= 1
@@ -116,7 +116,7 @@ async def test_ingesting_the_same_files_twice_changes_nothing(platform, demo_cor
     from keel.ingest_client import start_batch
 
     tenant = platform.settings.tenant
-    vectors, graph = platform.components.agent._vectors, platform.components.agent._graph
+    vectors, graph = platform.components.ingestion._vectors, platform.components.ingestion._graph
     before = (vectors.count(tenant), graph.counts(tenant))
     calls_before = platform.components.agent._dense.encode_calls
     handle = await start_batch(

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from keel.services import free_port
-from retrieval.graph_store import GraphChunk, GraphRelation, GraphStore
+from retrieval.graph_store import GraphChunk, GraphLink, GraphRelation, GraphStore
 from retrieval.types import InvalidRequestError, StoreUnavailableError
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,6 @@ def test_shrinking_document_removes_chunks_and_orphan_entities(graph: GraphStore
     graph.upsert_document("acme", "hb", "Handbook", "v2", short, [])
     assert graph.counts("acme") == {"documents": 1, "chunks": 2, "entities": 3, "mentions": 4, "relations": 0}
     assert graph.entity_keys_in("acme", ["hb#0002"]) == []
-    assert graph.neighbour_chunks("acme", ["bob", "ledger"]) == []
     assert graph.document("acme", "hb") == {"id": "hb", "title": "Handbook", "version": "v2", "chunks": 2}
 
 
@@ -69,29 +68,6 @@ def test_changed_mentions_of_a_kept_chunk_are_replaced(graph: GraphStore) -> Non
     assert graph.counts("acme")["entities"] == 2
 
 
-def test_neighbours_one_and_two_hops(graph: GraphStore) -> None:
-    chunks, relations = handbook()
-    graph.upsert_document("acme", "hb", "Handbook", "v1", chunks, relations)
-    graph.upsert_document("acme", "ops", "Ops", "v1", [GraphChunk("ops#0000", 0, [("ledger", "Ledger")])], [])
-
-    # billing is in hb#0001 (1 hop); ledger DEPENDS_ON-related to billing is in hb#0002 and ops#0000;
-    # payments is co-mentioned with billing, so hb#0000 is 2 hops away too.
-    found = graph.neighbour_chunks("acme", ["billing"])
-    assert [(n.chunk_id, n.hops) for n in found] == [
-        ("hb#0001", 1),
-        ("hb#0000", 2),
-        ("hb#0002", 2),
-        ("ops#0000", 2),
-    ]
-    assert {n.chunk_id: n.via for n in found}["ops#0000"] == "ledger"
-    assert {n.chunk_id: n.document_id for n in found}["ops#0000"] == "ops"
-    assert graph.neighbour_chunks("acme", ["billing"]) == found  # deterministic
-    assert [n.chunk_id for n in graph.neighbour_chunks("acme", ["billing"], max_hops=1)] == ["hb#0001"]
-    assert len(graph.neighbour_chunks("acme", ["billing"], limit=2)) == 2
-    assert graph.neighbour_chunks("acme", ["nobody"]) == []
-    assert graph.entity_keys_in("acme", ["hb#0000", "hb#0001"]) == ["alice", "billing", "payments"]
-
-
 def test_tenants_are_isolated(graph: GraphStore) -> None:
     chunks, relations = handbook()
     graph.upsert_document("acme", "hb", "Handbook", "v1", chunks, relations)
@@ -99,7 +75,7 @@ def test_tenants_are_isolated(graph: GraphStore) -> None:
         ("documents", "chunks", "entities", "mentions", "relations"), 0
     )
     assert graph.document("globex", "hb") is None
-    assert graph.neighbour_chunks("globex", ["billing"]) == []
+    assert graph.documents_about("globex", ["billing"], limit=5) == []
     assert graph.entity_keys_in("globex", ["hb#0000"]) == []
     graph.delete_document("globex", "hb")
     assert graph.counts("acme")["chunks"] == 3
@@ -158,3 +134,148 @@ def test_client_does_not_retry(graph: GraphStore) -> None:
 def test_unreachable_server_fails_at_once() -> None:
     with pytest.raises(StoreUnavailableError, match="falkordb: connect to redis"):
         GraphStore(f"redis://127.0.0.1:{free_port()}", socket_timeout_s=2.0)
+
+
+# --- ABOUT edges: documents about an entity, and the bridge hop from a seed chunk --------------
+
+
+def bridge_corpus(graph: GraphStore) -> None:
+    """Anne's first chunk names Boston and Lincoln; there is an article about each, and one about Anne."""
+    graph.upsert_document(
+        "acme",
+        "anne",
+        "Anne Smith",
+        "v1",
+        [
+            GraphChunk(
+                "anne#0000", 0, [("anne smith", "Anne Smith"), ("boston", "Boston"), ("lincoln", "Lincoln")]
+            ),
+            GraphChunk("anne#0001", 1, [("anne smith", "Anne Smith")]),
+        ],
+        [],
+        about=[("anne smith", "Anne Smith")],
+    )
+    graph.upsert_document(
+        "acme",
+        "boston",
+        "Boston, Lincolnshire",
+        "v1",
+        [GraphChunk("boston#0000", 0, [("lincolnshire", "Lincolnshire")])],
+        [],
+        about=[("boston, lincolnshire", "Boston, Lincolnshire"), ("boston", "Boston")],
+    )
+    graph.upsert_document(
+        "acme",
+        "lincoln",
+        "Lincoln",
+        "v1",
+        [GraphChunk("lincoln#0000", 0, [])],
+        [],
+        about=[("lincoln", "Lincoln")],
+    )
+
+
+def test_about_edges_are_created(graph: GraphStore) -> None:
+    bridge_corpus(graph)
+    assert graph.documents_about("acme", ["boston"], limit=10) == [GraphLink("boston", seed="", via="boston")]
+    # An entity only an ABOUT edge points at is still an entity.
+    assert graph.documents_about("acme", ["boston, lincolnshire"], limit=10) == [
+        GraphLink("boston", seed="", via="boston, lincolnshire")
+    ]
+    assert graph.counts("acme")["entities"] == 5
+
+
+def test_linked_documents_follow_mentions_to_documents_about_them(graph: GraphStore) -> None:
+    bridge_corpus(graph)
+    # anne#0000 also mentions Anne Smith, whom its own document is about: that is not a hop.
+    assert graph.linked_documents("acme", ["anne#0000"], limit=10) == [
+        GraphLink("boston", seed="anne#0000"),
+        GraphLink("lincoln", seed="anne#0000"),
+    ]
+    assert graph.linked_documents("acme", ["anne#0000"], limit=1) == [GraphLink("boston", seed="anne#0000")]
+    assert graph.linked_documents("acme", ["anne#0001"], limit=10) == []
+    # Boston's chunk names Lincolnshire, which no document is about.
+    assert graph.linked_documents("acme", ["boston#0000", "anne#0001"], limit=10) == []
+    assert graph.linked_documents("acme", ["nowhere#0000"], limit=10) == []
+    assert graph.linked_documents("acme", [], limit=10) == []
+    assert graph.linked_documents("acme", ["anne#0000"], limit=0) == []
+    assert graph.linked_documents("globex", ["anne#0000"], limit=10) == []
+
+
+def test_linked_documents_from_several_seeds_are_ordered_by_seed(graph: GraphStore) -> None:
+    bridge_corpus(graph)
+    graph.upsert_document(
+        "acme", "zed", "Zed", "v1", [GraphChunk("zed#0000", 0, [("anne smith", "Anne Smith")])], []
+    )
+    links = graph.linked_documents("acme", ["zed#0000", "anne#0000"], limit=10)
+    assert [(link.seed, link.document_id) for link in links] == [
+        ("anne#0000", "boston"),
+        ("anne#0000", "lincoln"),
+        ("zed#0000", "anne"),
+    ]
+
+
+def test_documents_about(graph: GraphStore) -> None:
+    bridge_corpus(graph)
+    found = graph.documents_about("acme", ["lincoln", "boston", "boston", "nobody"], limit=10)
+    assert [(link.via, link.document_id) for link in found] == [("boston", "boston"), ("lincoln", "lincoln")]
+    assert {link.seed for link in found} == {""}
+    assert len(graph.documents_about("acme", ["lincoln", "boston"], limit=1)) == 1
+    assert graph.documents_about("acme", [], limit=10) == []
+    assert graph.documents_about("acme", ["boston"], limit=0) == []
+    assert graph.documents_about("globex", ["boston"], limit=10) == []
+
+
+def test_reupserting_replaces_about_edges(graph: GraphStore) -> None:
+    chunks = [GraphChunk("b#0000", 0, [("port", "Port")])]
+    graph.upsert_document("acme", "b", "B", "v1", chunks, [], about=[("boston", "Boston")])
+    graph.upsert_document(
+        "acme", "b", "B", "v1", chunks, [], about=[("boston", "Boston"), ("boston", "Boston")]
+    )
+    assert graph.documents_about("acme", ["boston"], limit=10) == [GraphLink("b", seed="", via="boston")]
+    first = graph.counts("acme")
+
+    graph.upsert_document("acme", "b", "B", "v2", chunks, [], about=[("lincs", "Lincolnshire")])
+    assert graph.documents_about("acme", ["boston"], limit=10) == []
+    assert graph.documents_about("acme", ["lincs"], limit=10) == [GraphLink("b", seed="", via="lincs")]
+    # "boston" was only the old ABOUT target: it goes with the edge.
+    assert graph.counts("acme") == first
+
+    graph.upsert_document("acme", "b", "B", "v3", chunks, [])
+    assert graph.documents_about("acme", ["lincs"], limit=10) == []
+    assert graph.counts("acme")["entities"] == 1
+
+
+def test_delete_document_removes_entities_only_it_was_about(graph: GraphStore) -> None:
+    bridge_corpus(graph)
+    graph.delete_document("acme", "boston")
+    assert graph.documents_about("acme", ["boston", "boston, lincolnshire"], limit=10) == []
+    # "boston" is still mentioned by Anne's chunk; "boston, lincolnshire" and "lincolnshire" are gone.
+    assert graph.entity_keys_in("acme", ["anne#0000"]) == ["anne smith", "boston", "lincoln"]
+    assert graph.counts("acme")["entities"] == 3
+    assert graph.linked_documents("acme", ["anne#0000"], limit=10) == [GraphLink("lincoln", seed="anne#0000")]
+
+    graph.delete_document("acme", "lincoln")
+    assert graph.counts("acme")["entities"] == 3  # Anne's chunk still mentions Lincoln
+    graph.delete_document("acme", "anne")
+    assert graph.counts("acme") == dict.fromkeys(
+        ("documents", "chunks", "entities", "mentions", "relations"), 0
+    )
+
+
+def test_drop_removes_the_tenants_graph(graph: GraphStore) -> None:
+    bridge_corpus(graph)
+    graph.upsert_document("globex", "g", "G", "v1", [GraphChunk("g#0000", 0, [("x", "X")])], [])
+    graph.drop("acme")
+    assert not graph._db.connection.exists(graph.graph_name("acme"))
+    assert graph.counts("acme")["documents"] == 0
+    assert graph.documents_about("acme", ["boston"], limit=10) == []
+    assert graph.counts("globex")["documents"] == 1
+    graph.drop("acme")  # dropping a missing graph is a no-op
+    # The tenant can be written again, indexes and all.
+    bridge_corpus(graph)
+    assert graph.documents_about("acme", ["lincoln"], limit=10) == [
+        GraphLink("lincoln", seed="", via="lincoln")
+    ]
+    rows = graph._run("acme", "list indexes", "CALL db.indexes() YIELD label RETURN label")
+    assert {"Document", "Chunk", "Entity"} <= {row[0] for row in rows}

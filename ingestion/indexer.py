@@ -1,0 +1,181 @@
+"""Turning documents into what both stores hold: chunks, vectors, mentions, relations, ABOUT links.
+
+Shared by the ingestion activity (one document per call) and `keel eval` (whole corpora,
+embedded in large batches), so an evaluated index is built exactly as production builds one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ingestion.chunking import chunk_text
+from ingestion.entities import entity_key, extract_entities, extract_relations
+from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.graph_store import GraphChunk, GraphRelation, GraphStore
+from retrieval.types import ChunkRecord, chunk_id_for
+from retrieval.vector_store import VectorStore
+
+
+def content_version(title: str, text: str) -> str:
+    return hashlib.sha256(f"{title}\n{text}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    document_id: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PreparedDocument:
+    """A document ready to write: every record embedded, every graph row built."""
+
+    document_id: str
+    title: str
+    version: str
+    records: list[ChunkRecord]
+    graph_chunks: list[GraphChunk]
+    relations: list[GraphRelation]
+    about: list[tuple[str, str]]  # (entity key, name) the document is about
+
+    @property
+    def entity_count(self) -> int:
+        return len({key for chunk in self.graph_chunks for key, _ in chunk.entities})
+
+
+# A title longer than this reads as a sentence ("Microglia drive ..."), not as an article's subject.
+MAX_SUBJECT_WORDS = 8
+
+
+def title_aliases(title: str) -> list[str]:
+    """The names an article is about: "Boston, Lincolnshire (UK)" -> "Boston, Lincolnshire", "Boston".
+
+    HTML entities unescaped, a trailing "(...)" qualifier dropped, and the part before ", "
+    as a second name when what follows is itself a name (a place: "Boston, Lincolnshire"; not
+    a list: "Alcohol, wine, and health"). Names under 3 characters are dropped (they would
+    match everywhere), and so are all-capitals titles: section headings ("METHODS AND RESULTS").
+    """
+    subject = re.sub(r"\s*\([^()]*\)\s*$", "", html.unescape(title)).strip()
+    if not subject or len(subject.split()) > MAX_SUBJECT_WORDS or subject.isupper():
+        return []
+    names = [subject]
+    parts = subject.split(", ")
+    if len(parts) == 2 and parts[1][:1].isupper():
+        names.append(parts[0].strip())
+    return [n for n in dict.fromkeys(names) if len(n) >= 3]
+
+
+def about_entities(title: str) -> list[tuple[str, str]]:
+    """(key, name) of every alias of the title: what the document is about, for graph expansion."""
+    return [(entity_key(name), name) for name in title_aliases(title)]
+
+
+class NameFinder:
+    """Finds any of a fixed set of names in a text, whole words only, with one compiled pattern.
+
+    Passing thousands of names to `extract_entities(known=...)` would compile a pattern per
+    name per chunk; this scans once per text and hands over only the names present.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        unique = sorted({n.strip() for n in names if n.strip()}, key=len, reverse=True)
+        self._pattern = (
+            re.compile(rf"(?<!\w)(?:{'|'.join(re.escape(n) for n in unique)})(?!\w)") if unique else None
+        )
+
+    def find(self, text: str) -> list[str]:
+        """The names in `text`, longest first where they overlap, in order of appearance."""
+        if self._pattern is None:
+            return []
+        return list(dict.fromkeys(m.group() for m in self._pattern.finditer(html.unescape(text))))
+
+
+def prepare_documents(
+    tenant: str,
+    documents: Sequence[SourceDocument],
+    dense: DenseEncoder,
+    sparse: SparseEncoder,
+    chunk_chars: int,
+    overlap_chars: int,
+    name_finder: NameFinder | None = None,
+) -> list[PreparedDocument]:
+    """Chunk, embed (one batch for all documents) and extract entities.
+
+    `name_finder` finds names the capitalisation rules alone may miss or cut differently,
+    e.g. the subjects of the other documents of the corpus (entity linking).
+    A document with no text is skipped: the caller decides whether that is an error.
+    """
+    pieces_of = [chunk_text(d.text, chunk_chars, overlap_chars) for d in documents]
+    # The title goes into every embedded text: a chunk alone often never names its subject.
+    texts = [
+        f"{d.title}\n{piece}" for d, pieces in zip(documents, pieces_of, strict=True) for piece in pieces
+    ]
+    vectors = iter(dense.encode_documents(texts))
+    prepared = []
+    for doc, pieces in zip(documents, pieces_of, strict=True):
+        if not pieces:
+            continue
+        version = content_version(doc.title, doc.text)
+        title_entities = extract_entities(doc.title.split("(")[0])
+        # Names the whole document uses are known in each chunk: a chunk that opens with a
+        # one-word name ("Palletview is owned by …") has no cue of its own.
+        doc_known = list(dict.fromkeys(title_entities + extract_entities(doc.text)))
+        records: list[ChunkRecord] = []
+        graph_chunks: list[GraphChunk] = []
+        relations: dict[tuple[str, str, str], GraphRelation] = {}
+        for position, piece in enumerate(pieces):
+            chunk_id = chunk_id_for(doc.document_id, position)
+            # Linked names are other articles' subjects: the edges graph expansion follows.
+            linked = name_finder.find(piece) if name_finder else []
+            names = list(dict.fromkeys(title_entities + extract_entities(piece, known=doc_known) + linked))
+            records.append(
+                ChunkRecord(
+                    tenant=tenant,
+                    document_id=doc.document_id,
+                    chunk_id=chunk_id,
+                    position=position,
+                    title=doc.title,
+                    text=piece,
+                    version=version,
+                    dense=next(vectors),
+                    sparse=sparse.encode_document(f"{doc.title}\n{piece}"),
+                    entities=names,
+                )
+            )
+            graph_chunks.append(GraphChunk(chunk_id, position, [(entity_key(n), n) for n in names]))
+            for rel in extract_relations(piece, names):
+                source, target = entity_key(rel.source), entity_key(rel.target)
+                relations[(source, target, rel.kind)] = GraphRelation(
+                    source, target, rel.kind, doc.document_id
+                )
+        prepared.append(
+            PreparedDocument(
+                doc.document_id,
+                doc.title,
+                version,
+                records,
+                graph_chunks,
+                list(relations.values()),
+                about_entities(doc.title),
+            )
+        )
+    return prepared
+
+
+def write_document(
+    tenant: str, doc: PreparedDocument, vectors: VectorStore, graph: GraphStore, replacing: bool
+) -> int:
+    """Upsert into both stores and drop the document's stale chunks; returns how many were dropped."""
+    vectors.upsert(doc.records)
+    keep = [r.chunk_id for r in doc.records]
+    removed = (vectors.count(tenant, doc.document_id) - len(keep)) if replacing else 0
+    vectors.delete_document(tenant, doc.document_id, keep_chunk_ids=keep)
+    graph.upsert_document(
+        tenant, doc.document_id, doc.title, doc.version, doc.graph_chunks, doc.relations, about=doc.about
+    )
+    return max(0, removed)

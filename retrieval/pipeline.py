@@ -1,0 +1,326 @@
+"""The retrieval pipeline: encode, search, fuse, expand over the graph, rerank; timed per stage.
+
+One code path serves the agent, `keel eval` and the benchmarks, so the figures
+they print are the figures of what the agent runs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ingestion.entities import entity_key
+from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.feedback import QueryAdapter
+from retrieval.fusion import convex_fusion, reciprocal_rank_fusion
+from retrieval.graph_store import GraphStore
+from retrieval.rerank import Reranker
+from retrieval.types import InvalidRequestError, ScoredChunk, chunk_id_for
+from retrieval.vector_store import VectorStore
+
+FUSIONS = ("rrf", "convex")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Which retrievers run, how their lists are fused, and which later stages follow."""
+
+    name: str
+    dense: bool = True
+    bm25: bool = True
+    fusion: str = "convex"
+    feedback: bool = False  # move the dense query with the corpus's relevance-feedback adapter
+    graph: bool = False
+    rerank: bool = False
+
+    def __post_init__(self) -> None:
+        if not (self.dense or self.bm25):
+            raise ValueError(f"pipeline {self.name!r} has no retriever")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"pipeline {self.name!r}: unknown fusion {self.fusion!r}, expected {FUSIONS}")
+        if self.feedback and not self.dense:
+            raise ValueError(f"pipeline {self.name!r}: feedback adapts the dense query; it needs dense")
+
+
+def _pipelines() -> dict[str, Pipeline]:
+    first_stage = [
+        Pipeline("bm25", dense=False),
+        Pipeline("dense", bm25=False),
+        Pipeline("hybrid-rrf", fusion="rrf"),
+        Pipeline("hybrid-convex"),
+        Pipeline("hybrid-graph", graph=True),
+        Pipeline("hybrid-convex+feedback", feedback=True),
+        Pipeline("hybrid-graph+feedback", feedback=True, graph=True),
+    ]
+    reranked = [replace(p, name=f"{p.name}+rerank", rerank=True) for p in first_stage]
+    return {p.name: p for p in first_stage + reranked}
+
+
+PIPELINES = _pipelines()
+
+
+def pipeline_named(name: str) -> Pipeline:
+    try:
+        return PIPELINES[name]
+    except KeyError:
+        raise ValueError(f"unknown pipeline {name!r}; expected one of {sorted(PIPELINES)}") from None
+
+
+@dataclass(frozen=True)
+class RetrievalParams:
+    """Per-stage depths and weights; `keel.settings.RetrievalSettings` gives each its reason."""
+
+    dense_k: int = 100
+    bm25_k: int = 100
+    rrf_k: int = 60
+    dense_weight: float = 0.5
+    graph_seeds: int = 3
+    graph_weight: float = 1.0
+    graph_k: int = 20
+    graph_max_mentions: int = 20
+    rerank_depth: int = 30
+    limit: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("dense_k", "bm25_k", "graph_seeds", "graph_max_mentions", "rerank_depth", "limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.rrf_k < 0 or self.graph_k < 0 or self.graph_weight < 0:
+            raise ValueError("rrf_k, graph_k and graph_weight must not be negative")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ValueError(f"dense_weight must be in [0, 1], got {self.dense_weight}")
+
+
+@dataclass
+class Retrieval:
+    """The ranked chunks, each retriever's own list (for traces) and milliseconds per stage."""
+
+    chunks: list[ScoredChunk]
+    hits: dict[str, list[ScoredChunk]] = field(default_factory=dict)
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    query_vector: list[float] | None = None  # the dense query as searched (after feedback)
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages_ms[stage] = self.stages_ms.get(stage, 0.0) + (time.perf_counter() - start) * 1000
+
+
+class Retriever:
+    """Runs a `Pipeline` over the stores. Thread-safe as far as its encoders and stores are."""
+
+    def __init__(
+        self,
+        vectors: VectorStore,
+        dense: DenseEncoder,
+        sparse: SparseEncoder,
+        graph: GraphStore | None = None,
+        reranker: Reranker | None = None,
+        params: RetrievalParams | None = None,
+        adapter: QueryAdapter | None = None,
+    ) -> None:
+        self._vectors = vectors
+        self._dense = dense
+        self._sparse = sparse
+        self._graph = graph
+        self.reranker = reranker
+        self.params = params or RetrievalParams()
+        self.adapter = adapter
+
+    def tuned(self, params: RetrievalParams, adapter: QueryAdapter | None) -> Retriever:
+        """The same stores and models with other parameters or another adapter (per eval fold)."""
+        return Retriever(
+            self._vectors, self._dense, self._sparse, self._graph, self.reranker, params, adapter
+        )
+
+    def encode_query(self, query: str) -> list[float]:
+        """The plain dense query vector (no feedback)."""
+        return self._dense.encode_query(query)
+
+    def retrieve(self, tenant: str, query: str, pipeline: Pipeline) -> Retrieval:
+        """First stage (with graph expansion when asked), then reranking when asked; best first."""
+        found = self.candidates(tenant, query, pipeline)
+        if pipeline.rerank:
+            with found.timed("rerank"):
+                found.chunks = self.rerank(tenant, query, found.chunks, pipeline, found.query_vector)
+        found.chunks = found.chunks[: self.params.limit]
+        return found
+
+    def candidates(self, tenant: str, query: str, pipeline: Pipeline) -> Retrieval:
+        """Search with the pipeline's retrievers, fuse, and expand over the graph; all candidates."""
+        if not query.strip():
+            raise InvalidRequestError("the query is empty")
+        if pipeline.graph and self._graph is None:
+            raise InvalidRequestError(f"pipeline {pipeline.name!r} needs a graph store")
+        p = self.params
+        found = Retrieval(chunks=[])
+        lists: list[list[ScoredChunk]] = []
+        if pipeline.dense:
+            with found.timed("encode_dense"):
+                vector = self.query_vector(query, pipeline)
+            found.query_vector = vector
+            with found.timed("dense"):
+                hits = self._vectors.search_dense(tenant, vector, p.dense_k)
+            found.hits["dense"] = hits
+            lists.append(hits)
+        if pipeline.bm25:
+            with found.timed("encode_bm25"):
+                terms = self._sparse.encode_query(query)
+            with found.timed("bm25"):
+                hits = self._vectors.search_sparse(tenant, terms, p.bm25_k)
+            found.hits["bm25"] = hits
+            lists.append(hits)
+        with found.timed("fuse"):
+            if len(lists) == 1:
+                fused = list(lists[0])
+            elif pipeline.fusion == "rrf":
+                fused = reciprocal_rank_fusion(lists, k=p.rrf_k)
+            else:
+                fused = convex_fusion(lists, weights=[p.dense_weight, 1 - p.dense_weight])
+            fused = _with_signals(fused, found.hits)
+        if pipeline.graph:
+            with found.timed("graph"):
+                fused = self._expand(tenant, query, fused, found)
+        found.chunks = fused
+        return found
+
+    def _expand(
+        self, tenant: str, query: str, fused: list[ScoredChunk], found: Retrieval
+    ) -> list[ScoredChunk]:
+        """Raise the documents the question names, and those the top passages link to.
+
+        A bridge question ("the director of X was born where?") needs a passage that shares
+        little with the question: the one about the entity the first passage names. Its
+        score becomes its own plus graph_weight x its seed's: a two-step path score. A
+        document about an entity the question names is scored as if the question were a
+        seed of score 1. Fused scores must lie in [0, 1] (convex fusion) for this to balance.
+        """
+        assert self._graph is not None
+        p = self.params
+        if not fused or p.graph_k == 0 or p.graph_weight == 0:
+            return fused
+        seeds: list[ScoredChunk] = []
+        for chunk in fused:  # the top passages of distinct documents
+            if len(seeds) == p.graph_seeds:
+                break
+            if all(s.document_id != chunk.document_id for s in seeds):
+                seeds.append(chunk)
+        seed_score = {s.chunk_id: s.score for s in seeds}
+        boost: dict[str, float] = {}
+        links = self._graph.documents_about(tenant, query_name_keys(query), limit=p.graph_k)
+        links += self._graph.linked_documents(
+            tenant, list(seed_score), limit=p.graph_k, max_mentions=p.graph_max_mentions
+        )
+        for link in links:
+            weight = p.graph_weight * (seed_score[link.seed] if link.seed else 1.0)
+            boost[link.document_id] = max(boost.get(link.document_id, 0.0), weight)
+        found.hits["graph"] = [
+            ScoredChunk(chunk_id_for(doc, 0), doc, score, source="graph") for doc, score in boost.items()
+        ]
+        if not boost:
+            return fused
+        present = {c.document_id for c in fused}
+        # A linked document neither retriever found enters with its first chunk and own score 0.
+        missing = [chunk_id_for(doc, 0) for doc in boost if doc not in present]
+        added = [replace(c, score=0.0, source="graph") for c in self._vectors.get_chunks(tenant, missing)]
+        expanded = [
+            replace(
+                c, score=c.score + boost[c.document_id], signals={**c.signals, "graph": boost[c.document_id]}
+            )
+            if c.document_id in boost
+            else c
+            for c in fused + added
+        ]
+        return sorted(expanded, key=lambda c: (-c.score, c.chunk_id))
+
+    def rerank(
+        self,
+        tenant: str,
+        query: str,
+        candidates: Sequence[ScoredChunk],
+        pipeline: Pipeline,
+        query_vector: Sequence[float] | None = None,
+    ) -> list[ScoredChunk]:
+        """Rerank the top `rerank_depth` candidates; the rest keep their order below them.
+
+        The agent calls this in its own activity, with candidates that crossed a Temporal
+        payload: texts and vectors are fetched again here, from the store, by chunk id.
+        """
+        if self.reranker is None:
+            raise InvalidRequestError(f"pipeline {pipeline.name!r} needs a reranker")
+        head, tail = (
+            list(candidates[: self.params.rerank_depth]),
+            list(candidates[self.params.rerank_depth :]),
+        )
+        if not head:
+            return []
+        # Stored vectors: the reranker scores semantic closeness without re-encoding passages.
+        ids = [c.chunk_id for c in head]
+        stored = {c.chunk_id: c for c in self._vectors.get_chunks(tenant, ids, with_vectors=True)}
+        q = np.asarray(
+            query_vector if query_vector is not None else self.query_vector(query, pipeline), dtype=np.float32
+        )
+        complete = []
+        for chunk in head:
+            kept = stored.get(chunk.chunk_id)
+            if kept is None:  # deleted since it was found: nothing left to cite
+                continue
+            signals = dict(chunk.signals)
+            if kept.dense is not None and "dense" not in signals:
+                signals["dense"] = float(np.dot(q, np.asarray(kept.dense, dtype=np.float32)))
+            complete.append(replace(kept, score=chunk.score, source=chunk.source, signals=signals))
+        reranked = self.reranker.rerank(query, complete, limit=len(complete))
+        return [replace(c, dense=None) for c in reranked] + tail
+
+    def query_vector(self, query: str, pipeline: Pipeline) -> list[float]:
+        """The dense query as the pipeline searches it: moved by the feedback adapter when asked."""
+        vector = self._dense.encode_query(query)
+        if pipeline.feedback and self.adapter is not None:
+            vector = self.adapter.apply(vector)
+        return vector
+
+
+def _with_signals(fused: list[ScoredChunk], hits: dict[str, list[ScoredChunk]]) -> list[ScoredChunk]:
+    """Attach each retriever's raw score and the fused score to every fused chunk."""
+    raw = {name: {c.chunk_id: c.score for c in reversed(chunks)} for name, chunks in hits.items()}
+    return [
+        replace(
+            chunk,
+            signals={
+                **chunk.signals,
+                **{name: scores[chunk.chunk_id] for name, scores in raw.items() if chunk.chunk_id in scores},
+                "fused": chunk.score,
+            },
+        )
+        for chunk in fused
+    ]
+
+
+_TOKEN = re.compile(r"\S+")
+_EDGE_PUNCTUATION = "\"'“”‘’?!.,;:()[]"
+MAX_NAME_TOKENS = 8  # longer spans are sentences, not names (titles longer than that are not linked)
+
+
+def query_name_keys(query: str) -> list[str]:
+    """Entity keys of every word span of the query: the graph keeps those some document is about.
+
+    Looking spans up, rather than extracting names first, finds titles the capitalisation
+    rules would cut differently, and needs no dictionary in the process.
+    """
+    tokens = [m.span() for m in _TOKEN.finditer(query)]
+    keys: set[str] = set()
+    for i in range(len(tokens)):
+        for j in range(i, min(i + MAX_NAME_TOKENS, len(tokens))):
+            span = query[tokens[i][0] : tokens[j][1]].strip(_EDGE_PUNCTUATION)
+            # Names start with a capital or a digit: "city" must not find the article "City".
+            if len(span) >= 3 and (span[0].isupper() or span[0].isdigit()):
+                keys.add(entity_key(span))
+    return sorted(keys)

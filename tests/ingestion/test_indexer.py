@@ -1,0 +1,187 @@
+"""Turning documents into store rows: title aliases, entity linking, prepare and write."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingestion.indexer import (
+    NameFinder,
+    PreparedDocument,
+    SourceDocument,
+    about_entities,
+    content_version,
+    prepare_documents,
+    title_aliases,
+    write_document,
+)
+from keel.settings import Settings
+from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.graph_store import GraphStore
+from retrieval.qdrant_edge_store import QdrantEdgeStore
+
+# --- title aliases and name finding (no models, no servers) -----------------------------
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("title", "aliases"),
+    [
+        ("Boston, Lincolnshire (UK)", ["Boston, Lincolnshire", "Boston"]),
+        ("Boston, Lincolnshire", ["Boston, Lincolnshire", "Boston"]),
+        ("Tom &amp; Jerry (franchise)", ["Tom & Jerry"]),
+        ("Caf&eacute; Society", ["Café Society"]),
+        # Only the trailing qualifier goes: the song's own parentheses are part of its name.
+        ("Lady (Hear Me Tonight) (song)", ["Lady (Hear Me Tonight)"]),
+        ("Microglia drive the loss of synapses in the ageing mouse brain", []),
+        ("Li, Wei", ["Li, Wei"]),  # "Li" alone is too short to look for
+        ("AB (band)", []),
+        ("(film)", []),
+        ("", []),
+    ],
+)
+def test_title_aliases(title: str, aliases: list[str]) -> None:
+    assert title_aliases(title) == aliases
+
+
+@pytest.mark.unit
+def test_about_entities_are_keyed_like_mentions() -> None:
+    assert about_entities("The Beatles (band)") == [("beatles", "The Beatles")]
+    assert about_entities("Boston, Lincolnshire") == [
+        ("boston, lincolnshire", "Boston, Lincolnshire"),
+        ("boston", "Boston"),
+    ]
+
+
+@pytest.mark.unit
+def test_name_finder_prefers_the_longest_name() -> None:
+    finder = NameFinder(["Boston", "Boston, Lincolnshire"])
+    assert finder.find("She moved to Boston, Lincolnshire in 1900.") == ["Boston, Lincolnshire"]
+    assert finder.find("Boston, Lincolnshire is not Boston, Massachusetts.") == [
+        "Boston, Lincolnshire",
+        "Boston",
+    ]
+
+
+@pytest.mark.unit
+def test_name_finder_matches_whole_words_only() -> None:
+    finder = NameFinder(["Art", "C++", "Node.js"])
+    assert finder.find("Artists and a Bostonian smart cart.") == []
+    assert finder.find("Art is written in C++ and Node.js; art is not.") == ["Art", "C++", "Node.js"]
+    assert finder.find("NodeXjs") == []  # the dot is literal, not a wildcard
+
+
+@pytest.mark.unit
+def test_name_finder_unescapes_html_and_dedupes() -> None:
+    finder = NameFinder(["Tom & Jerry", "AT&T"])
+    assert finder.find("Tom &amp; Jerry, then AT&amp;T, then Tom & Jerry again.") == ["Tom & Jerry", "AT&T"]
+
+
+@pytest.mark.unit
+def test_name_finder_without_names() -> None:
+    assert NameFinder([]).find("Boston") == []
+    assert NameFinder(["", "  "]).find("Boston") == []
+
+
+# --- prepare_documents and write_document (MiniLM, BM25; FalkorDB and Qdrant Edge) --------
+
+DOCUMENTS = [
+    SourceDocument("boston", "Boston, Lincolnshire", "Boston is a market town. It has a port on the Witham."),
+    SourceDocument(
+        "anne",
+        "Anne Smith",
+        "Anne Smith grew up near Boston, Lincolnshire. She studied at Lincoln later on in life. "
+        "The town has a port.",
+    ),
+    SourceDocument("blank", "Blank", ""),
+]
+
+
+@pytest.fixture(scope="module")
+def encoders() -> tuple[DenseEncoder, SparseEncoder]:
+    return DenseEncoder(Settings().embedding_model_path()), SparseEncoder()
+
+
+def prepare(
+    encoders: tuple[DenseEncoder, SparseEncoder], finder: NameFinder | None
+) -> dict[str, PreparedDocument]:
+    dense, sparse = encoders
+    prepared = prepare_documents(
+        "acme", DOCUMENTS, dense, sparse, chunk_chars=60, overlap_chars=0, name_finder=finder
+    )
+    return {doc.document_id: doc for doc in prepared}
+
+
+def corpus_finder() -> NameFinder:
+    return NameFinder(alias for doc in DOCUMENTS for alias in title_aliases(doc.title))
+
+
+@pytest.mark.integration
+def test_prepare_documents(encoders: tuple[DenseEncoder, SparseEncoder]) -> None:
+    prepared = prepare(encoders, corpus_finder())
+    assert list(prepared) == ["boston", "anne"]  # a document without text is skipped
+    anne = prepared["anne"]
+    assert [r.chunk_id for r in anne.records] == ["anne#0000", "anne#0001", "anne#0002"]
+    assert [r.text for r in anne.records] == [
+        "Anne Smith grew up near Boston, Lincolnshire.",
+        "She studied at Lincoln later on in life.",
+        "The town has a port.",
+    ]
+    assert {r.version for r in anne.records} == {content_version(DOCUMENTS[1].title, DOCUMENTS[1].text)}
+    assert all(len(r.dense) == 384 and r.sparse.indices and r.tenant == "acme" for r in anne.records)
+    assert prepared["boston"].about == about_entities("Boston, Lincolnshire")
+    assert anne.about == [("anne smith", "Anne Smith")]
+    # Records and graph chunks name the same entities.
+    for record, chunk in zip(anne.records, anne.graph_chunks, strict=True):
+        assert [name for _, name in chunk.entities] == record.entities
+
+
+@pytest.mark.integration
+def test_name_finder_links_chunks_to_other_documents_subjects(
+    encoders: tuple[DenseEncoder, SparseEncoder],
+) -> None:
+    linked = prepare(encoders, corpus_finder())["anne"]
+    plain = prepare(encoders, None)["anne"]
+    # The capitalisation rules alone cut "Boston, Lincolnshire" into pieces; the finder keeps it whole.
+    assert "Boston, Lincolnshire" not in plain.records[0].entities
+    assert "Boston, Lincolnshire" in linked.records[0].entities
+    assert ("boston, lincolnshire", "Boston, Lincolnshire") in linked.graph_chunks[0].entities
+    # Linking is per chunk: only the chunk that names the subject gets the edge.
+    assert all("Boston, Lincolnshire" not in r.entities for r in linked.records[1:])
+    assert linked.entity_count > plain.entity_count
+
+
+@pytest.fixture
+def stores(tmp_path: Path, falkordb_url: str) -> Iterator[tuple[QdrantEdgeStore, GraphStore]]:
+    vectors = QdrantEdgeStore(tmp_path / "qdrant")
+    graph = GraphStore(falkordb_url, prefix=f"t{uuid.uuid4().hex[:12]}")
+    try:
+        yield vectors, graph
+    finally:
+        graph.close()
+        vectors.close()
+
+
+@pytest.mark.integration
+def test_written_documents_are_linked_through_the_graph(
+    encoders: tuple[DenseEncoder, SparseEncoder], stores: tuple[QdrantEdgeStore, GraphStore]
+) -> None:
+    vectors, graph = stores
+    prepared = prepare(encoders, corpus_finder())
+    for doc in prepared.values():
+        assert write_document("acme", doc, vectors, graph, replacing=False) == 0
+    assert vectors.count("acme", "anne") == 3
+    # The bridge hop: Anne's first chunk names the subject of the Boston article.
+    links = graph.linked_documents("acme", ["anne#0000"], limit=10)
+    assert [(link.document_id, link.seed) for link in links] == [("boston", "anne#0000")]
+
+    dense, sparse = encoders
+    shorter = SourceDocument("anne", "Anne Smith", "Anne Smith grew up near Boston, Lincolnshire.")
+    (rewritten,) = prepare_documents("acme", [shorter], dense, sparse, 60, 0, name_finder=corpus_finder())
+    assert write_document("acme", rewritten, vectors, graph, replacing=True) == 2
+    assert vectors.count("acme", "anne") == 1
+    stored = graph.document("acme", "anne")
+    assert stored is not None and stored["chunks"] == 1
