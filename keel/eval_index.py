@@ -3,7 +3,7 @@
 Nothing here touches the platform's data: the shard lives under `data_dir/eval/<key>` and the
 graph under a prefix derived from the same key. The key hashes the corpus bytes and every
 setting that shapes the index, so a finished index is reused while both are unchanged
-(SciFact: about four minutes to build on two cores, instant to reuse).
+(SciFact: about ten minutes to build on two cores, seconds to reuse).
 """
 
 from __future__ import annotations
