@@ -33,6 +33,7 @@ class DenseEncoder:
         # One inference at a time, on all cores: concurrent callers queue here instead of
         # oversubscribing the CPU with torch threads (which starves everything else in the process).
         self._lock = threading.Lock()
+        self._direct = _direct_query_parts(self._model)
 
     @property
     def dimension(self) -> int:
@@ -55,6 +56,8 @@ class DenseEncoder:
 
     def encode_query(self, text: str) -> list[float]:
         """Embed one search query."""
+        if self._direct is not None:
+            return self._encode_query_directly(text)
         with self._lock:
             self.encode_calls += 1
             vectors = self._model.encode_query(
@@ -65,6 +68,39 @@ class DenseEncoder:
                 show_progress_bar=False,
             )
         return [float(x) for x in vectors[0]]
+
+    def _encode_query_directly(self, text: str) -> list[float]:
+        """Tokenizer, transformer, mean pooling, L2 norm: what `encode_query` computes for this
+        model, without its per-call batching machinery (about 2 of 7 ms a query on 2 cores)."""
+        import torch
+
+        assert self._direct is not None
+        tokenizer, transformer, max_length = self._direct
+        with self._lock, torch.inference_mode():
+            self.encode_calls += 1
+            tokens = tokenizer([text], return_tensors="pt", truncation=True, max_length=max_length)
+            hidden = transformer(**tokens).last_hidden_state
+            mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            vector = torch.nn.functional.normalize(pooled, dim=1)[0]
+        return [float(x) for x in vector]
+
+
+def _direct_query_parts(model: Any) -> tuple[Any, Any, int] | None:
+    """(tokenizer, transformer, max length) when the model is exactly Transformer -> mean
+    Pooling -> Normalize with no query prompt; else None, and queries go through `encode_query`."""
+    if [type(module).__name__ for module in model] != ["Transformer", "Pooling", "Normalize"]:
+        return None
+    if (
+        getattr(model[1], "pooling_mode", None) != "mean"
+        or model.prompts.get("query")
+        or model.default_prompt_name
+    ):
+        return None
+    transformer = getattr(model[0], "auto_model", None)
+    if transformer is None:
+        return None
+    return model.tokenizer, transformer, int(model[0].max_seq_length)
 
 
 class SparseEncoder:

@@ -34,10 +34,7 @@ def reciprocal_rank_fusion(
             scores[chunk.chunk_id] = scores.get(chunk.chunk_id, 0.0) + weight / (k + rank)
             first[chunk.chunk_id] = _merge(first.get(chunk.chunk_id), chunk)
 
-    ordered = sorted(scores, key=lambda cid: (-scores[cid], cid))
-    if limit is not None:
-        ordered = ordered[:limit]
-    return [replace(first[cid], score=scores[cid], source="fused") for cid in ordered]
+    return _fused(first, scores, raw_scores(ranked_lists), limit)
 
 
 def convex_fusion(
@@ -72,16 +69,52 @@ def convex_fusion(
             scores[chunk_id] = scores.get(chunk_id, 0.0) + weight * normalised
     for chunk_id in first:
         scores.setdefault(chunk_id, 0.0)
+    return _fused(first, scores, raw_scores(ranked_lists), limit)
+
+
+# Retrievers whose raw scores become signals (graph or fused lists carry theirs already).
+RETRIEVERS = ("dense", "bm25")
+
+
+def raw_scores(ranked_lists: Sequence[Sequence[ScoredChunk]]) -> dict[str, dict[str, float]]:
+    """chunk_id -> {retriever: its best raw score}, for the lists a retriever produced."""
+    raw: dict[str, dict[str, float]] = {}
+    for ranked in ranked_lists:
+        for chunk in ranked:
+            if chunk.source in RETRIEVERS:
+                per_chunk = raw.setdefault(chunk.chunk_id, {})
+                per_chunk[chunk.source] = max(per_chunk.get(chunk.source, chunk.score), chunk.score)
+    return raw
+
+
+def _fused(
+    first: dict[str, ScoredChunk],
+    scores: dict[str, float],
+    raw: dict[str, dict[str, float]],
+    limit: int | None,
+) -> list[ScoredChunk]:
+    """Best first, ties by chunk_id; each chunk's signals gain its raw scores and the fused one."""
     ordered = sorted(scores, key=lambda cid: (-scores[cid], cid))
     if limit is not None:
         ordered = ordered[:limit]
-    return [replace(first[cid], score=scores[cid], source="fused") for cid in ordered]
+    return [
+        replace(
+            first[cid],
+            score=scores[cid],
+            source="fused",
+            signals={**first[cid].signals, **raw.get(cid, {}), "fused": scores[cid]},
+        )
+        for cid in ordered
+    ]
 
 
 def _merge(kept: ScoredChunk | None, new: ScoredChunk) -> ScoredChunk:
     """Keep the first non-empty text/title/version/document_id seen for a chunk."""
     if kept is None:
         return new
+    complete = kept.document_id and kept.title and kept.text and kept.version
+    if complete and not new.signals and (kept.dense is not None or new.dense is None):
+        return kept  # nothing to fill in: skip the copy (fusion is on every query's path)
     return replace(
         kept,
         document_id=kept.document_id or new.document_id,

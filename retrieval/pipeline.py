@@ -172,25 +172,27 @@ class Retriever:
             found.hits["dense"] = hits
             lists.append(hits)
         if pipeline.bm25:
-            with found.timed("encode_bm25"):
-                terms = self._sparse.encode_query(query)
-            with found.timed("bm25"):
-                hits = self._vectors.search_sparse(tenant, terms, p.bm25_k)
+            hits = self._bm25(tenant, query, found)
             found.hits["bm25"] = hits
             lists.append(hits)
         with found.timed("fuse"):
             if len(lists) == 1:
-                fused = list(lists[0])
+                fused = [replace(c, signals={c.source: c.score, "fused": c.score}) for c in lists[0]]
             elif pipeline.fusion == "rrf":
                 fused = reciprocal_rank_fusion(lists, k=p.rrf_k)
             else:
                 fused = convex_fusion(lists, weights=[p.dense_weight, 1 - p.dense_weight])
-            fused = _with_signals(fused, found.hits)
         if pipeline.graph:
             with found.timed("graph"):
                 fused = self._expand(tenant, query, fused, found)
         found.chunks = fused
         return found
+
+    def _bm25(self, tenant: str, query: str, found: Retrieval) -> list[ScoredChunk]:
+        with found.timed("encode_bm25"):
+            terms = self._sparse.encode_query(query)
+        with found.timed("bm25"):
+            return self._vectors.search_sparse(tenant, terms, self.params.bm25_k)
 
     def _expand(
         self, tenant: str, query: str, fused: list[ScoredChunk], found: Retrieval
@@ -286,22 +288,6 @@ class Retriever:
         if pipeline.feedback and self.adapter is not None:
             vector = self.adapter.apply(vector)
         return vector
-
-
-def _with_signals(fused: list[ScoredChunk], hits: dict[str, list[ScoredChunk]]) -> list[ScoredChunk]:
-    """Attach each retriever's raw score and the fused score to every fused chunk."""
-    raw = {name: {c.chunk_id: c.score for c in reversed(chunks)} for name, chunks in hits.items()}
-    return [
-        replace(
-            chunk,
-            signals={
-                **chunk.signals,
-                **{name: scores[chunk.chunk_id] for name, scores in raw.items() if chunk.chunk_id in scores},
-                "fused": chunk.score,
-            },
-        )
-        for chunk in fused
-    ]
 
 
 _TOKEN = re.compile(r"\S+")

@@ -52,3 +52,12 @@ def test_sparse_document_and_query() -> None:
     assert all(v == 1.0 for v in query.values)
     assert sparse.encode_query("the and of").indices == []
     assert [len(v.indices) for v in sparse.encode_documents(["a cat", "two dogs"])] == [1, 2]
+
+
+def test_direct_query_path_gives_sentence_transformers_vectors(dense: DenseEncoder) -> None:
+    # The direct path (tokenizer, transformer, mean pooling, norm) must not change what is searched.
+    assert dense._direct is not None  # the packaged MiniLM is Transformer -> mean Pooling -> Normalize
+    for query in ("Who leads Team Aurora?", "rising temperatures and the risk of disease " * 60):
+        direct = dense.encode_query(query)
+        reference = dense._model.encode_query([query], normalize_embeddings=True, convert_to_numpy=True)[0]
+        assert max(abs(a - float(b)) for a, b in zip(direct, reference, strict=True)) < 1e-5

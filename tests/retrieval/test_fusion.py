@@ -135,5 +135,6 @@ def test_convex_merges_signals_and_keeps_first_text() -> None:
     dense = [replace(scored("a#1", 0.9, dense=0.9), text="body")]
     sparse = [replace(scored("a#1", 7.0, bm25=7.0), text="other", title="Title")]
     (fused,) = convex_fusion([dense, sparse], weights=[0.5, 0.5])
-    assert fused.signals == {"dense": 0.9, "bm25": 7.0}
+    # The fused score is a signal too: the learned reranker's first feature.
+    assert fused.signals == {"dense": 0.9, "bm25": 7.0, "fused": 1.0}
     assert (fused.text, fused.title) == ("body", "Title")
