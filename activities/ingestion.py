@@ -7,12 +7,13 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import permanent_errors
 from ingestion.chunking import chunk_text
-from ingestion.indexer import SourceDocument, content_version, prepare_documents, write_document
+from ingestion.indexer import content_version, prepare_documents, write_document
 from keel.blobs import BlobNotFoundError, BlobStore
 from keel.domain import DocumentRef, IndexedDocument
 from keel.settings import Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.graph_store import GraphStore
+from retrieval.types import SourceDocument
 from retrieval.vector_store import VectorStore
 
 

@@ -16,19 +16,12 @@ from ingestion.chunking import chunk_text
 from ingestion.entities import entity_key, extract_entities, extract_relations
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.graph_store import GraphChunk, GraphRelation, GraphStore
-from retrieval.types import ChunkRecord, chunk_id_for
+from retrieval.types import ChunkRecord, SourceDocument, chunk_id_for
 from retrieval.vector_store import VectorStore
 
 
 def content_version(title: str, text: str) -> str:
     return hashlib.sha256(f"{title}\n{text}".encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class SourceDocument:
-    document_id: str
-    title: str
-    text: str
 
 
 @dataclass(frozen=True)
@@ -175,7 +168,12 @@ def write_document(
     keep = [r.chunk_id for r in doc.records]
     removed = (vectors.count(tenant, doc.document_id) - len(keep)) if replacing else 0
     vectors.delete_document(tenant, doc.document_id, keep_chunk_ids=keep)
+    write_graph(tenant, doc, graph)
+    return max(0, removed)
+
+
+def write_graph(tenant: str, doc: PreparedDocument, graph: GraphStore) -> None:
+    """The graph half of `write_document` (bulk loads upsert vectors for many documents at once)."""
     graph.upsert_document(
         tenant, doc.document_id, doc.title, doc.version, doc.graph_chunks, doc.relations, about=doc.about
     )
-    return max(0, removed)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingestion.indexer import NameFinder, SourceDocument, about_entities, prepare_documents
+from ingestion.indexer import NameFinder, about_entities, prepare_documents, write_graph
 from keel.services import falkordb_answers, free_port, start_falkordb, stop_process, wait_for_falkordb
 from keel.settings import Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
@@ -99,7 +99,7 @@ def open_index(
     directory = index_directory(dataset, settings)
     done_marker = directory / "complete.json"
     graph = GraphStore(graph_url, prefix=f"ev{hashlib.sha256(key.encode()).hexdigest()[:12]}")
-    expected_documents = len({d.doc_id for d in dataset.documents})
+    expected_documents = len({d.document_id for d in dataset.documents})
     reusable = False
     if done_marker.is_file() and not rebuild:
         done = json.loads(done_marker.read_text())
@@ -144,7 +144,7 @@ def _build(
     sparse: SparseEncoder,
 ) -> tuple[list[str], list[str], list[list[float]]]:
     cfg = settings.retrieval
-    sources = [SourceDocument(d.doc_id, d.title, d.text) for d in dataset.documents]
+    sources = dataset.documents  # a fresh index: no stale chunks to drop, so no write_document
     # Entity linking against the corpus's own article subjects: a passage naming another
     # document's subject links to it even where capitalisation alone would miss the name.
     known = [name for d in sources for _, name in about_entities(d.title)]
@@ -159,15 +159,7 @@ def _build(
         )
         vectors.upsert([r for doc in prepared for r in doc.records])
         for doc in prepared:
-            graph.upsert_document(
-                TENANT,
-                doc.document_id,
-                doc.title,
-                doc.version,
-                doc.graph_chunks,
-                doc.relations,
-                about=doc.about,
-            )
+            write_graph(TENANT, doc, graph)
             for record in doc.records:
                 ids.append(record.chunk_id)
                 owners.append(record.document_id)

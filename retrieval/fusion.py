@@ -45,7 +45,7 @@ def convex_fusion(
     """Fuse lists by sum of weight * min-max normalised score; a chunk absent from a list gets 0 there.
 
     Unlike RRF it keeps how far apart the scores are, which is what makes a tuned weight
-    worth having (on SciFact train it beat RRF by about 0.02 nDCG@10). Each list is
+    worth having (on SciFact train it beat RRF by 0.01 nDCG@10: 0.734 vs 0.724). Each list is
     normalised over its own depth, so the lists must be cut at comparable depths.
     """
     if len(weights) != len(ranked_lists):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.rerank import query_terms, text_terms
+from retrieval.rerank import text_terms
 from retrieval.types import ScoredChunk
 
 FEATURES = ("fused", "dense", "bm25", "coverage", "title_coverage")
@@ -28,7 +28,7 @@ DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "ltr.json"
 
 def feature_matrix(query: str, chunks: Sequence[ScoredChunk]) -> np.ndarray:
     """One row per chunk, columns as FEATURES; scores are relative to this query's candidates."""
-    asked = query_terms(query)
+    asked = text_terms(query)
     rows = []
     for chunk in chunks:
         s = chunk.signals

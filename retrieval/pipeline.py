@@ -141,10 +141,6 @@ class Retriever:
             self._vectors, self._dense, self._sparse, self._graph, self.reranker, params, adapter
         )
 
-    def encode_query(self, query: str) -> list[float]:
-        """The plain dense query vector (no feedback)."""
-        return self._dense.encode_query(query)
-
     def retrieve(self, tenant: str, query: str, pipeline: Pipeline) -> Retrieval:
         """First stage (with graph expansion when asked), then reranking when asked; best first."""
         found = self.candidates(tenant, query, pipeline)

@@ -25,10 +25,6 @@ def text_terms(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
-def query_terms(query: str) -> set[str]:
-    return text_terms(query)
-
-
 class Reranker(Protocol):
     name: str
 
@@ -60,7 +56,7 @@ class FeatureReranker:
             self._encoder.encode_documents([f"{c.title}\n{c.text}" for c in missing]) if missing else []
         )
         vectors = [c.dense if c.dense is not None else next(encoded) for c in chunks]
-        asked = query_terms(query)
+        asked = text_terms(query)
         scored = []
         for chunk, vec in zip(chunks, vectors, strict=True):
             cosine = sum(a * b for a, b in zip(query_vector, vec, strict=True))

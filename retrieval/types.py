@@ -26,6 +26,15 @@ class SparseVec:
 
 
 @dataclass(frozen=True)
+class SourceDocument:
+    """A document as it arrives to be indexed: by ingestion, or from an evaluation dataset."""
+
+    document_id: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
 class ChunkRecord:
     """One chunk as ingestion writes it to both stores."""
 

@@ -11,7 +11,6 @@ import pytest
 from ingestion.indexer import (
     NameFinder,
     PreparedDocument,
-    SourceDocument,
     about_entities,
     content_version,
     prepare_documents,
@@ -22,6 +21,7 @@ from keel.settings import Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.graph_store import GraphStore
 from retrieval.qdrant_edge_store import QdrantEdgeStore
+from retrieval.types import SourceDocument
 
 # --- title aliases and name finding (no models, no servers) -----------------------------
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from retrieval.eval_data import DatasetError, EvalDocument, load_beir, load_hotpotqa
+from retrieval.eval_data import DatasetError, load_beir, load_hotpotqa
+from retrieval.types import SourceDocument
 
 pytestmark = pytest.mark.unit
 
@@ -41,9 +42,9 @@ def test_load_beir(tmp_path: Path) -> None:
     data = load_beir(beir_dir(tmp_path), "train")
     assert data.name == "tinyfact/train"
     assert data.documents == [
-        EvalDocument("d1", "Aspirin", "Aspirin reduces fever."),
-        EvalDocument("d2", "", "Ibuprofen is an NSAID."),
-        EvalDocument("d3", "", "No title field at all."),
+        SourceDocument("d1", "Aspirin", "Aspirin reduces fever."),
+        SourceDocument("d2", "", "Ibuprofen is an NSAID."),
+        SourceDocument("d3", "", "No title field at all."),
     ]
     # Only the split's judged queries are kept; grade-0 judgements are kept as given.
     assert data.queries == {"q1": "what reduces fever", "q2": "what is ibuprofen"}
@@ -178,10 +179,10 @@ def test_load_hotpotqa_pools_paragraphs_by_title(tmp_path: Path) -> None:
     data = load_hotpotqa(path)
     assert data.name == "hotpot_dev"
     assert data.documents == [
-        EvalDocument("X", "X", "X was born in Y."),
-        EvalDocument("Y", "Y", "Y lies on the Z river."),
-        EvalDocument("W", "W", "Noise."),
-        EvalDocument("V", "V", "V was a baker."),
+        SourceDocument("X", "X", "X was born in Y."),
+        SourceDocument("Y", "Y", "Y lies on the Z river."),
+        SourceDocument("W", "W", "Noise."),
+        SourceDocument("V", "V", "V was a baker."),
     ]
     assert data.queries == {"h1": "Which river flows through the birthplace of X?", "h2": "Who founded W?"}
     assert data.qrels == {"h1": {"X": 1, "Y": 1}, "h2": {"W": 1, "V": 1}}

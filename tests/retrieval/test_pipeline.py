@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 
-from ingestion.indexer import NameFinder, SourceDocument, prepare_documents, title_aliases, write_document
+from ingestion.indexer import NameFinder, prepare_documents, title_aliases, write_document
 from keel.settings import Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.feedback import QueryAdapter
@@ -23,7 +23,7 @@ from retrieval.pipeline import (
     query_name_keys,
 )
 from retrieval.qdrant_edge_store import QdrantEdgeStore
-from retrieval.types import InvalidRequestError, ScoredChunk
+from retrieval.types import InvalidRequestError, ScoredChunk, SourceDocument
 
 # --- query_name_keys, Pipeline, RetrievalParams (no models, no servers) -------------------
 
@@ -377,7 +377,7 @@ def test_feedback_without_an_adapter_changes_nothing(index: Index) -> None:
     plain = retriever.candidates(TENANT, QUERY, pipeline_named("hybrid-convex"))
     fed = retriever.candidates(TENANT, QUERY, pipeline_named("hybrid-convex+feedback"))
     assert [(c.chunk_id, c.score) for c in fed.chunks] == [(c.chunk_id, c.score) for c in plain.chunks]
-    assert fed.query_vector == plain.query_vector == pytest.approx(retriever.encode_query(QUERY))
+    assert fed.query_vector == plain.query_vector == pytest.approx(index.dense.encode_query(QUERY))
 
 
 @pytest.mark.integration
@@ -389,7 +389,7 @@ def test_feedback_moves_the_dense_query(index: Index) -> None:
     plain = retriever.candidates(TENANT, QUERY, pipeline_named("hybrid-convex"))
     fed = retriever.candidates(TENANT, QUERY, pipeline_named("hybrid-convex+feedback"))
     assert plain.query_vector is not None and fed.query_vector is not None
-    assert plain.query_vector == pytest.approx(retriever.encode_query(QUERY))
+    assert plain.query_vector == pytest.approx(index.dense.encode_query(QUERY))
     assert fed.query_vector == pytest.approx(adapter.apply(plain.query_vector))
     assert not np.allclose(fed.query_vector, plain.query_vector, atol=1e-3)
     # The dense scores are cosines with the moved query.
