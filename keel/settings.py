@@ -99,7 +99,7 @@ class RetrievalSettings(BaseModel):
     # A sentence cut at a chunk boundary is still whole in one of the two chunks.
     chunk_overlap_chars: int = 100
     # The reranker of the "+rerank" pipelines: "ltr" (a linear model trained on SciFact train
-    # by scripts/train_reranker.py, weights in the repo) or "feature" (MiniLM cosine + coverage).
+    # by keel/train_reranker.py, weights in the repo) or "feature" (MiniLM cosine + coverage).
     reranker: Literal["ltr", "feature"] = "ltr"
     # Empty: retrieval/weights/ltr.json.
     ltr_weights_path: str = ""

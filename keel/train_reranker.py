@@ -1,6 +1,6 @@
 """Train the no-download reranker (retrieval/weights/ltr.json) on a BEIR train split.
 
-    .venv/bin/python scripts/train_reranker.py --dataset ../shared/assets/beir/scifact
+    .venv/bin/python -m keel.train_reranker --dataset ../shared/assets/beir/scifact
 
 Candidates are what the reranker sees in production: the top `rerank_depth` of the
 hybrid-graph pipeline, with the same signals. The model is a pairwise logistic regression
@@ -18,8 +18,6 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from keel.eval_index import TENANT, falkordb_url, index_directory, open_index
 from keel.evaluation import FOLDS, document_run
@@ -107,7 +105,7 @@ def main() -> int:
     try:
         train = load_beir(args.dataset, "train")
     except DatasetError as err:
-        print(f"train_reranker: {err}", file=sys.stderr)
+        sys.stderr.write(f"train_reranker: {err}\n")
         return 2
     settings = Settings()
     dense = DenseEncoder(settings.embedding_model_path(), batch_size=settings.embedding.batch_size)
@@ -129,12 +127,13 @@ def main() -> int:
         first.append(score(fold, data, train, None) * len(fold))
         reranked.append(score(fold, data, train, model) * len(fold))
     cv_first, cv_reranked = sum(first) / len(qids), sum(reranked) / len(qids)
-    print(
+    sys.stdout.write(
         f"{PIPELINE} top {settings.retrieval.rerank_depth}, {FOLDS}-fold CV on {len(qids)} train queries: "
-        f"nDCG@10 first stage {cv_first:.4f}, reranked {cv_reranked:.4f}"
+        f"nDCG@10 first stage {cv_first:.4f}, reranked {cv_reranked:.4f}\n"
     )
     model = fit(qids, data, train)
-    print("weights: " + ", ".join(f"{n} {w:+.3f}" for n, w in zip(FEATURES, model.weights, strict=True)))
+    weights = ", ".join(f"{n} {w:+.3f}" for n, w in zip(FEATURES, model.weights, strict=True))
+    sys.stdout.write(f"weights: {weights}\n")
     model.save(
         args.out,
         {
@@ -142,7 +141,7 @@ def main() -> int:
             "cv_ndcg@10": {"first_stage": round(cv_first, 4), "reranked": round(cv_reranked, 4)},
         },
     )
-    print(f"wrote {args.out}")
+    sys.stdout.write(f"wrote {args.out}\n")
     return 0
 
 
