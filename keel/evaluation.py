@@ -19,12 +19,13 @@ import numpy as np
 from keel.eval_index import TENANT, EvalIndex, falkordb_url, index_directory, open_index
 from keel.reranking import make_reranker
 from keel.settings import Settings
-from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.encoders import SparseEncoder
 from retrieval.eval_data import EvalDataset
 from retrieval.feedback import QueryAdapter, train_query_adapter
 from retrieval.fusion import convex_fusion
 from retrieval.metrics import all_found_at, mrr_at, ndcg_at, recall_at
 from retrieval.pipeline import PIPELINES, Pipeline, Retrieval, Retriever
+from retrieval.stores import make_dense_encoder
 from retrieval.types import ScoredChunk
 
 FOLDS = 5
@@ -85,7 +86,7 @@ def evaluate(
             raise ValueError(f"unknown pipeline {name!r}; expected some of {', '.join(PIPELINES)}")
     if save_adapter is not None and train is None:
         raise ValueError("--save-adapter needs a train split to learn from")
-    dense = DenseEncoder(settings.embedding_model_path(), batch_size=settings.embedding.batch_size)
+    dense = make_dense_encoder(settings)
     sparse = SparseEncoder()
     # Built only when a pipeline reranks: a reranker whose weights are missing or broken
     # must not stop the evaluation of first stages (train_reranker.py needs exactly that).

@@ -22,11 +22,12 @@ from sklearn.linear_model import LogisticRegression
 from keel.eval_index import TENANT, falkordb_url, index_directory, open_index
 from keel.evaluation import FOLDS, document_run
 from keel.settings import Settings
-from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.encoders import SparseEncoder
 from retrieval.eval_data import DatasetError, EvalDataset, load_beir
 from retrieval.ltr import DEFAULT_WEIGHTS, FEATURES, LinearModel, feature_matrix
 from retrieval.metrics import ndcg_at
 from retrieval.pipeline import PIPELINES, Retriever
+from retrieval.stores import make_dense_encoder
 from retrieval.types import ScoredChunk
 
 PIPELINE = "hybrid-graph"
@@ -108,7 +109,7 @@ def main() -> int:
         sys.stderr.write(f"train_reranker: {err}\n")
         return 2
     settings = Settings()
-    dense = DenseEncoder(settings.embedding_model_path(), batch_size=settings.embedding.batch_size)
+    dense = make_dense_encoder(settings)
     sparse = SparseEncoder()
     with (
         falkordb_url(settings, index_directory(train, settings)) as url,

@@ -21,12 +21,12 @@ from keel.models import make_provider
 from keel.reranking import make_reranker
 from keel.settings import Settings
 from keel.tracing import LocalTraceStore, StepTracer, make_langfuse, make_redis
-from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.encoders import SparseEncoder
 from retrieval.feedback import QueryAdapter
 from retrieval.graph_store import GraphStore
 from retrieval.pipeline import Retriever, pipeline_named
 from retrieval.rerank import Reranker
-from retrieval.stores import make_vector_store
+from retrieval.stores import make_dense_encoder, make_vector_store
 from workflows.agent import AgentWorkflow
 from workflows.agent_graph import AGENT_GRAPH, make_agent_graph
 from workflows.ingest import IngestBatchWorkflow, IngestDocumentWorkflow
@@ -50,7 +50,7 @@ def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | 
     stack.callback(vectors.close)
     graph = GraphStore(settings.falkordb_url, prefix=settings.falkordb.graph_prefix)
     stack.callback(graph.close)
-    dense = DenseEncoder(settings.embedding_model_path(), batch_size=settings.embedding.batch_size)
+    dense = make_dense_encoder(settings)
     sparse = SparseEncoder()
     reranker = make_reranker(settings, dense)
     cfg = settings.retrieval
@@ -67,8 +67,10 @@ def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | 
     stack.callback(tracer.flush)
     provider = make_provider(settings, dense.encode_documents)
     log.info(
-        "retrieval: pipeline %s, reranker %s, feedback adapter %s; answer provider: %s (%s)",
+        "retrieval: pipeline %s, queries encoded by %s, reranker %s, feedback adapter %s; "
+        "answer provider: %s (%s)",
         cfg.pipeline,
+        dense.query_runtime,
         reranker.name if pipeline_named(cfg.pipeline).rerank else f"none (configured: {reranker.name})",
         f"{adapter.digest} ({adapter.trained_on})" if adapter else "none",
         provider.name,

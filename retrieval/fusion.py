@@ -98,14 +98,27 @@ def _fused(
     if limit is not None:
         ordered = ordered[:limit]
     return [
-        replace(
-            first[cid],
-            score=scores[cid],
-            source="fused",
-            signals={**first[cid].signals, **raw.get(cid, {}), "fused": scores[cid]},
+        rescored(
+            first[cid], scores[cid], "fused", {**first[cid].signals, **raw.get(cid, {}), "fused": scores[cid]}
         )
         for cid in ordered
     ]
+
+
+def rescored(chunk: ScoredChunk, score: float, source: str, signals: dict[str, float]) -> ScoredChunk:
+    """`chunk` with a new score, source and signals. Built directly: `dataclasses.replace` took
+    4x as long, 1 ms of a hybrid query's 1.5 ms of fusion at 200 candidates."""
+    return ScoredChunk(
+        chunk_id=chunk.chunk_id,
+        document_id=chunk.document_id,
+        score=score,
+        title=chunk.title,
+        text=chunk.text,
+        source=source,
+        version=chunk.version,
+        dense=chunk.dense,
+        signals=signals,
+    )
 
 
 def _merge(kept: ScoredChunk | None, new: ScoredChunk) -> ScoredChunk:

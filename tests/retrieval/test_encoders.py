@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,75 @@ def test_direct_query_path_gives_sentence_transformers_vectors(dense: DenseEncod
         direct = dense.encode_query(query)
         reference = dense._model.encode_query([query], normalize_embeddings=True, convert_to_numpy=True)[0]
         assert max(abs(a - float(b)) for a, b in zip(direct, reference, strict=True)) < 1e-5
+
+
+# --- The ONNX query encoder --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+def onnx_encoder(cache: Path, runtime: str = "onnx") -> DenseEncoder:
+    return DenseEncoder(Settings().embedding_model_path(), query_runtime=runtime, model_cache_dir=cache)
+
+
+def full_precision_exports(cache: Path) -> list[Path]:
+    return [f for f in cache.glob("*.onnx") if not f.name.endswith("-int8.onnx")]
+
+
+def test_onnx_queries_match_torch_and_export_once(dense: DenseEncoder, onnx_cache: Path) -> None:
+    first = onnx_encoder(onnx_cache)
+    assert first.query_runtime == "onnx" and dense.query_runtime == "torch"
+    assert first.encode_calls == 0  # the start-up agreement probes are not counted
+    exported = full_precision_exports(onnx_cache)
+    assert len(exported) == 1 and not list(onnx_cache.glob("*.partial"))
+    for query in ("Who leads Team Aurora?", "x", "rising temperatures and the risk of disease " * 60):
+        onnx, torch = first.encode_query(query), dense.encode_query(query)
+        assert cosine(onnx, torch) > 0.99999
+        assert max(abs(a - b) for a, b in zip(onnx, torch, strict=True)) < 1e-4
+    assert first.encode_calls == 3
+    # A second process reuses the export instead of tracing the model again.
+    stamp = exported[0].stat().st_mtime_ns
+    assert onnx_encoder(onnx_cache).query_runtime == "onnx"
+    assert exported[0].stat().st_mtime_ns == stamp
+
+
+def test_int8_queries_stay_close_to_torch(dense: DenseEncoder, onnx_cache: Path) -> None:
+    int8 = onnx_encoder(onnx_cache, "onnx-int8")
+    assert int8.query_runtime == "onnx-int8"
+    assert len(list(onnx_cache.glob("*-int8.onnx"))) == 1
+    queries = ["Who leads Team Aurora?", "vitamin D deficiency and bone density", "a b c"]
+    similarities = [cosine(int8.encode_query(q), dense.encode_query(q)) for q in queries]
+    assert min(similarities) > 0.98 and max(similarities) < 0.99999  # close, and really int8
+
+
+def test_an_onnx_runtime_needs_a_cache_dir_and_a_known_name() -> None:
+    with pytest.raises(ValueError, match="model_cache_dir"):
+        DenseEncoder(Settings().embedding_model_path(), query_runtime="onnx")
+    with pytest.raises(ValueError, match="expected one of"):
+        DenseEncoder(Settings().embedding_model_path(), query_runtime="tensorrt")
+
+
+def test_an_unreadable_export_is_made_again(onnx_cache: Path) -> None:
+    onnx_encoder(onnx_cache)
+    (exported,) = full_precision_exports(onnx_cache)
+    exported.write_bytes(b"not an onnx graph")
+    again = onnx_encoder(onnx_cache)
+    assert again.query_runtime == "onnx"
+    assert exported.stat().st_size > 1_000_000
+
+
+def test_an_export_that_disagrees_with_torch_is_not_used(
+    onnx_cache: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import retrieval.onnx_query as onnx_query
+
+    # A reference that no graph can match stands in for a wrong export: queries stay on torch.
+    monkeypatch.setattr(onnx_query, "PROBES", ("a probe",))
+    monkeypatch.setattr(onnx_query, "MIN_AGREEMENT", 1.5)
+    encoder = onnx_encoder(onnx_cache)
+    assert encoder.query_runtime == "torch"
+    assert "disagrees with torch" in caplog.text
+    assert len(encoder.encode_query("still answers")) == 384

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 
-from retrieval.fusion import convex_fusion, reciprocal_rank_fusion
+from retrieval.fusion import convex_fusion, reciprocal_rank_fusion, rescored
 from retrieval.types import ScoredChunk
 
 pytestmark = pytest.mark.unit
@@ -138,3 +138,15 @@ def test_convex_merges_signals_and_keeps_first_text() -> None:
     # The fused score is a signal too: the learned reranker's first feature.
     assert fused.signals == {"dense": 0.9, "bm25": 7.0, "fused": 1.0}
     assert (fused.text, fused.title) == ("body", "Title")
+
+
+def test_rescored_carries_every_other_field() -> None:
+    # rescored() builds the chunk field by field for speed: a field added to ScoredChunk
+    # later must be carried here too, or fusion would silently drop it.
+    values = {f.name: f"value of {f.name}" for f in fields(ScoredChunk)}
+    chunk = ScoredChunk(**values)  # type: ignore[arg-type]
+    expected = replace(chunk, score=0.5, source="fused", signals={"fused": 0.5})
+    got = rescored(chunk, 0.5, "fused", {"fused": 0.5})
+    assert {f.name: getattr(got, f.name) for f in fields(ScoredChunk)} == {
+        f.name: getattr(expected, f.name) for f in fields(ScoredChunk)
+    }
