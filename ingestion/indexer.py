@@ -9,19 +9,25 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ingestion.chunking import chunk_text
 from ingestion.entities import entity_key, extract_entities, extract_relations
 from retrieval.encoders import DenseEncoder, SparseEncoder
-from retrieval.graph_store import GraphChunk, GraphRelation, GraphStore
+from retrieval.graph_store import GraphChunk, GraphRelation, GraphStore, Provenance
 from retrieval.types import ChunkRecord, SourceDocument, chunk_id_for
 from retrieval.vector_store import VectorStore
 
 
 def content_version(title: str, text: str) -> str:
     return hashlib.sha256(f"{title}\n{text}".encode()).hexdigest()[:16]
+
+
+def embedded_text(title: str, piece: str) -> str:
+    """What the dense encoder sees for a chunk. The title goes into every embedded text: a
+    chunk alone often never names its subject."""
+    return f"{title}\n{piece}"
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class PreparedDocument:
     graph_chunks: list[GraphChunk]
     relations: list[GraphRelation]
     about: list[tuple[str, str]]  # (entity key, name) the document is about
+    reused_vectors: int = 0  # chunks whose dense vector was known, so not embedded again
 
     @property
     def entity_count(self) -> int:
@@ -96,19 +103,27 @@ def prepare_documents(
     chunk_chars: int,
     overlap_chars: int,
     name_finder: NameFinder | None = None,
+    known_vectors: Mapping[str, Sequence[float]] | None = None,
 ) -> list[PreparedDocument]:
     """Chunk, embed (one batch for all documents) and extract entities.
 
     `name_finder` finds names the capitalisation rules alone may miss or cut differently,
     e.g. the subjects of the other documents of the corpus (entity linking).
+    `known_vectors` maps embedded texts (`embedded_text`) to vectors already stored: those
+    chunks are not embedded again, which is what makes an edit cost only its changed chunks.
     A document with no text is skipped: the caller decides whether that is an error.
     """
+    known = known_vectors or {}
     pieces_of = [chunk_text(d.text, chunk_chars, overlap_chars) for d in documents]
-    # The title goes into every embedded text: a chunk alone often never names its subject.
     texts = [
-        f"{d.title}\n{piece}" for d, pieces in zip(documents, pieces_of, strict=True) for piece in pieces
+        embedded_text(d.title, piece)
+        for d, pieces in zip(documents, pieces_of, strict=True)
+        for piece in pieces
     ]
-    vectors = iter(dense.encode_documents(texts))
+    # Each distinct new text once: a boilerplate paragraph repeated across files is embedded once.
+    missing = list(dict.fromkeys(t for t in texts if t not in known))
+    fresh = dict(zip(missing, dense.encode_documents(missing), strict=True))
+    vectors = iter([list(known[t]) if t in known else fresh[t] for t in texts])
     prepared = []
     for doc, pieces in zip(documents, pieces_of, strict=True):
         if not pieces:
@@ -136,7 +151,7 @@ def prepare_documents(
                     text=piece,
                     version=version,
                     dense=next(vectors),
-                    sparse=sparse.encode_document(f"{doc.title}\n{piece}"),
+                    sparse=sparse.encode_document(embedded_text(doc.title, piece)),
                     entities=names,
                 )
             )
@@ -155,25 +170,40 @@ def prepare_documents(
                 graph_chunks,
                 list(relations.values()),
                 about_entities(doc.title),
+                reused_vectors=sum(embedded_text(doc.title, piece) in known for piece in pieces),
             )
         )
     return prepared
 
 
 def write_document(
-    tenant: str, doc: PreparedDocument, vectors: VectorStore, graph: GraphStore, replacing: bool
+    tenant: str,
+    doc: PreparedDocument,
+    vectors: VectorStore,
+    graph: GraphStore,
+    replacing: bool,
+    provenance: Provenance | None = None,
 ) -> int:
     """Upsert into both stores and drop the document's stale chunks; returns how many were dropped."""
     vectors.upsert(doc.records)
     keep = [r.chunk_id for r in doc.records]
     removed = (vectors.count(tenant, doc.document_id) - len(keep)) if replacing else 0
     vectors.delete_document(tenant, doc.document_id, keep_chunk_ids=keep)
-    write_graph(tenant, doc, graph)
+    write_graph(tenant, doc, graph, provenance)
     return max(0, removed)
 
 
-def write_graph(tenant: str, doc: PreparedDocument, graph: GraphStore) -> None:
+def write_graph(
+    tenant: str, doc: PreparedDocument, graph: GraphStore, provenance: Provenance | None = None
+) -> None:
     """The graph half of `write_document` (bulk loads upsert vectors for many documents at once)."""
     graph.upsert_document(
-        tenant, doc.document_id, doc.title, doc.version, doc.graph_chunks, doc.relations, about=doc.about
+        tenant,
+        doc.document_id,
+        doc.title,
+        doc.version,
+        doc.graph_chunks,
+        doc.relations,
+        about=doc.about,
+        provenance=provenance,
     )

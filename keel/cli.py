@@ -205,6 +205,15 @@ def eval_command(
         typer.echo(f"wrote {out}")
 
 
+def _add_sources() -> None:
+    from keel.sources_cli import app as sources_app
+
+    app.add_typer(sources_app, name="sources")
+
+
+_add_sources()
+
+
 def main() -> None:
     app()
 

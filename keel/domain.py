@@ -183,6 +183,7 @@ class IndexedDocument:
     chunks: int
     entities: int
     removed_chunks: int
+    embedded_chunks: int = 0  # chunks the encoder ran on; the rest reused stored vectors
 
 
 @dataclass
@@ -195,3 +196,56 @@ class IngestBatchInput:
 class IngestBatchOutput:
     indexed: list[IndexedDocument]
     failed: dict[str, str]  # document id → reason
+
+
+# --- Source syncs -------------------------------------------------------------------------
+
+
+@dataclass
+class SyncRequest:
+    """Sync one registered source now. Its spec is read from the registry, not passed here."""
+
+    tenant: str
+    source_id: str
+
+
+@dataclass
+class SyncPlan:
+    """What a scan found against what is indexed; the file lists travel as blobs."""
+
+    scanned: int
+    changed_key: str  # blob {"files": [SourceFile as dict, ...]}: new or changed files
+    changed: int  # files
+    unchanged: int  # documents of files whose hash is the one indexed
+    deleted_key: str  # blob {"documents": [document id, ...]}: their files are gone
+    deleted: int
+    unreadable: dict[str, str] = field(default_factory=dict)  # path -> why
+    oldest_unsynced_ns: int = 0
+
+
+@dataclass
+class FileBatch:
+    """Files `start` to `end` (exclusive) of a plan's changed list."""
+
+    tenant: str
+    source_id: str
+    changed_key: str
+    start: int
+    end: int
+
+
+@dataclass
+class BatchResult:
+    files: int = 0
+    indexed: int = 0  # documents written
+    unchanged: int = 0  # documents whose text had not changed (e.g. a file touched, or re-saved)
+    removed: int = 0  # records gone from a JSON/JSONL file that was edited
+    embedded_chunks: int = 0
+    reused_chunks: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # path -> reason
+
+
+@dataclass
+class RemoveDocuments:
+    tenant: str
+    documents_key: str  # blob {"documents": [...]}

@@ -16,10 +16,12 @@ from temporalio.worker import Worker
 
 from activities.agent import AgentActivities
 from activities.ingestion import IngestionActivities
+from activities.sources import SourceActivities
 from keel.blobs import BlobStore
 from keel.models import make_provider
 from keel.reranking import make_reranker
 from keel.settings import Settings
+from keel.sources import SourceRegistry
 from keel.tracing import LocalTraceStore, StepTracer, make_langfuse, make_redis
 from retrieval.encoders import SparseEncoder
 from retrieval.feedback import QueryAdapter
@@ -30,10 +32,17 @@ from retrieval.stores import make_dense_encoder, make_vector_store
 from workflows.agent import AgentWorkflow
 from workflows.agent_graph import AGENT_GRAPH, make_agent_graph
 from workflows.ingest import IngestBatchWorkflow, IngestDocumentWorkflow
+from workflows.sources import SourceBatchWorkflow, SourceSyncWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [AgentWorkflow, IngestDocumentWorkflow, IngestBatchWorkflow]
+WORKFLOWS = [
+    AgentWorkflow,
+    IngestDocumentWorkflow,
+    IngestBatchWorkflow,
+    SourceSyncWorkflow,
+    SourceBatchWorkflow,
+]
 _CORES = os.cpu_count() or 2
 
 
@@ -41,6 +50,7 @@ _CORES = os.cpu_count() or 2
 class Components:
     agent: AgentActivities
     ingestion: IngestionActivities
+    sources: SourceActivities
     reranker: Reranker
 
 
@@ -76,9 +86,14 @@ def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | 
         provider.name,
         provider.model,
     )
+    blobs = BlobStore(settings.blob_dir)
+    ingestion = IngestionActivities(settings, vectors, graph, dense, sparse, blobs)
+    registry_client = make_redis(settings.falkordb_url)
+    stack.callback(registry_client.close)
     return Components(
         agent=AgentActivities(settings, vectors, retriever, dense, provider, tracer),
-        ingestion=IngestionActivities(settings, vectors, graph, dense, sparse, BlobStore(settings.blob_dir)),
+        ingestion=ingestion,
+        sources=SourceActivities(ingestion, vectors, graph, blobs, SourceRegistry(registry_client)),
         reranker=reranker,
     )
 
@@ -86,7 +101,7 @@ def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | 
 def make_worker(
     client: Client, settings: Settings, components: Components, task_queue: str | None = None
 ) -> Worker:
-    agent, ingestion = components.agent, components.ingestion
+    agent, ingestion, sources = components.agent, components.ingestion, components.sources
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
@@ -99,6 +114,10 @@ def make_worker(
             agent.grade,
             agent.finalize,
             ingestion.index_document,
+            sources.plan_sync,
+            sources.index_files,
+            sources.remove_documents,
+            sources.record_sync,
         ],
         # Activities are synchronous and CPU-bound (encoders): as many at once as there are
         # cores, so steps queue instead of thrashing and starving the workflow thread.

@@ -1,7 +1,8 @@
 """Document─Chunk─Entity graph in FalkorDB, one graph per tenant.
 
-Model: (:Document {id, title, version, chunks})-[:HAS_CHUNK]->(:Chunk {id, position, document_id})
--[:MENTIONS]->(:Entity {key, name}); (:Entity)-[:REL {kind, document_id}]->(:Entity);
+Model: (:Document {id, title, version, chunks, source, path, file_hash, modified_ns})
+-[:HAS_CHUNK]->(:Chunk {id, position, document_id})-[:MENTIONS]->(:Entity {key, name});
+(:Entity)-[:REL {kind, document_id}]->(:Entity);
 (:Document)-[:ABOUT]->(:Entity) for a document whose title names one entity (an article on it).
 All Cypher is parameterised; labels and relation kinds are fixed or from an allow-list.
 """
@@ -37,6 +38,7 @@ _INDEXES = (
     ("Chunk", "id", False),
     ("Entity", "key", False),
     ("REL", "document_id", True),
+    ("Document", "source", False),
 )
 
 
@@ -51,7 +53,16 @@ RETURN DISTINCT e.key
 """
 MERGE_DOCUMENT = """
 MERGE (d:Document {id: $doc})
-SET d.title = $title, d.version = $version, d.chunks = $n
+SET d.title = $title, d.version = $version, d.chunks = $n,
+    d.source = $source, d.path = $path, d.file_hash = $file_hash, d.modified_ns = $modified_ns
+"""
+SET_PROVENANCE = """
+MATCH (d:Document {id: $doc})
+SET d.source = $source, d.path = $path, d.file_hash = $file_hash, d.modified_ns = $modified_ns
+"""
+SOURCE_DOCUMENTS = """
+MATCH (d:Document {source: $source})
+RETURN d.id, d.path, d.file_hash
 """
 DELETE_STALE_CHUNKS = """
 MATCH (:Document {id: $doc})-[:HAS_CHUNK]->(c:Chunk)
@@ -138,7 +149,7 @@ ORDER BY key
 """
 DOCUMENT = """
 MATCH (d:Document {id: $doc})
-RETURN d.id, d.title, d.version, d.chunks
+RETURN d.id, d.title, d.version, d.chunks, d.source, d.path, d.file_hash, d.modified_ns
 """
 COUNTS = """
 OPTIONAL MATCH (d:Document) WITH count(d) AS documents
@@ -258,8 +269,11 @@ class GraphStore:
         chunks: Sequence[GraphChunk],
         relations: Sequence[GraphRelation],
         about: Sequence[tuple[str, str]] = (),
+        provenance: Provenance | None = None,
     ) -> None:
         """Replace the document's chunks, mentions, relations and ABOUT entities (key, name); idempotent.
+
+        `provenance` says where the document came from: what a sync compares and a citation shows.
 
         Relations whose endpoints no chunk mentions are dropped: entities live only while mentioned.
         """
@@ -273,7 +287,9 @@ class GraphStore:
         mentions = [{"chunk": c.chunk_id, "key": k, "name": n} for c in chunks for k, n in c.entities]
         rels = [{"source": r.source_key, "target": r.target_key, "kind": r.kind} for r in relations]
         what = f"upsert of document {document_id!r}"
-        self._run(tenant, what, MERGE_DOCUMENT, {**doc, "title": title, "version": version, "n": len(chunks)})
+        origin = provenance or Provenance()
+        document_row = {**doc, "title": title, "version": version, "n": len(chunks), **origin.row()}
+        self._run(tenant, what, MERGE_DOCUMENT, document_row)
         self._run(tenant, what, DELETE_STALE_CHUNKS, {**doc, "keep": [c.chunk_id for c in chunks]})
         self._run(tenant, what, MERGE_CHUNKS, {**doc, "chunks": chunk_rows})
         self._run(tenant, what, DELETE_STALE_MENTIONS, {**doc, "chunks": chunk_rows})
@@ -324,12 +340,22 @@ class GraphStore:
         return [row[0] for row in rows]
 
     def document(self, tenant: str, document_id: str) -> dict[str, Any] | None:
-        """{id, title, version, chunks} of a stored document, or None."""
+        """A stored document's properties (id, title, version, chunks and its provenance), or None."""
         rows = self._read(tenant, f"read of document {document_id!r}", DOCUMENT, {"doc": document_id})
         if not rows:
             return None
-        doc_id, title, version, chunks = rows[0]
-        return {"id": doc_id, "title": title, "version": version, "chunks": chunks}
+        names = ("id", "title", "version", "chunks", "source", "path", "file_hash", "modified_ns")
+        return dict(zip(names, rows[0], strict=True))
+
+    def set_provenance(self, tenant: str, document_id: str, provenance: Provenance) -> None:
+        """Record a new origin for a document whose text did not change (a re-saved file)."""
+        what = f"provenance of document {document_id!r}"
+        self._run(tenant, what, SET_PROVENANCE, {"doc": document_id, **provenance.row()})
+
+    def source_documents(self, tenant: str, source: str) -> list[tuple[str, str, str]]:
+        """(document id, path, file hash) of every document indexed from `source`, by id."""
+        rows = self._read(tenant, f"documents of source {source!r}", SOURCE_DOCUMENTS, {"source": source})
+        return sorted((str(r[0]), str(r[1] or ""), str(r[2] or "")) for r in rows)
 
     def drop(self, tenant: str) -> None:
         """Delete the tenant's whole graph (evaluation indexes only: ingestion never drops)."""
@@ -350,6 +376,24 @@ class GraphStore:
     def close(self) -> None:
         with self._errors("close", "-"):
             self._db.connection.close()
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a document's text came from: its source, the file, that file's hash and time."""
+
+    source: str = "upload"
+    path: str = ""
+    file_hash: str = ""
+    modified_ns: int = 0
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "path": self.path,
+            "file_hash": self.file_hash,
+            "modified_ns": self.modified_ns,
+        }
 
 
 def _check_document(

@@ -37,3 +37,20 @@ INDEX_DOCUMENT_RETRY = RetryPolicy(
 
 # Documents indexed at once by one batch workflow: the single embedded worker embeds on 2 cores.
 INGEST_CONCURRENCY = 4
+
+# Source syncs. The scan hashes every file (5,000 small files: under a second); index_files
+# works through one batch of files and heartbeats after each, so a crash resumes mid-batch.
+SCAN_TIMEOUT = timedelta(minutes=30)
+INDEX_FILES_TIMEOUT = timedelta(hours=2)
+INDEX_FILES_HEARTBEAT = timedelta(minutes=2)
+REMOVE_DOCUMENTS_TIMEOUT = timedelta(minutes=30)
+SYNC_STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+    non_retryable_error_types=["InvalidInput", "NotFound"],
+)
+# Files per child workflow: 5,000 files make 50 children, each history a few dozen events.
+SYNC_BATCH_FILES = 100
+# Children at once: embedding is CPU-bound, more would only queue on the encoder's lock.
+SYNC_BATCH_CONCURRENCY = 2

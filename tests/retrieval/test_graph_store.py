@@ -6,8 +6,11 @@ from collections.abc import Iterator
 import pytest
 
 from keel.services import free_port
-from retrieval.graph_store import GraphChunk, GraphLink, GraphRelation, GraphStore
+from retrieval.graph_store import GraphChunk, GraphLink, GraphRelation, GraphStore, Provenance
 from retrieval.types import InvalidRequestError, StoreUnavailableError
+
+# What a document written without provenance records: an upload, no file.
+UPLOAD = Provenance().row()
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +51,13 @@ def test_upsert_twice_gives_identical_counts(graph: GraphStore) -> None:
             "relations": 1,
         }
     )
-    assert graph.document("acme", "hb") == {"id": "hb", "title": "Handbook", "version": "v1", "chunks": 3}
+    assert graph.document("acme", "hb") == {
+        "id": "hb",
+        "title": "Handbook",
+        "version": "v1",
+        "chunks": 3,
+        **UPLOAD,
+    }
 
 
 def test_shrinking_document_removes_chunks_and_orphan_entities(graph: GraphStore) -> None:
@@ -58,7 +67,13 @@ def test_shrinking_document_removes_chunks_and_orphan_entities(graph: GraphStore
     graph.upsert_document("acme", "hb", "Handbook", "v2", short, [])
     assert graph.counts("acme") == {"documents": 1, "chunks": 2, "entities": 3, "mentions": 4, "relations": 0}
     assert graph.entity_keys_in("acme", ["hb#0002"]) == []
-    assert graph.document("acme", "hb") == {"id": "hb", "title": "Handbook", "version": "v2", "chunks": 2}
+    assert graph.document("acme", "hb") == {
+        "id": "hb",
+        "title": "Handbook",
+        "version": "v2",
+        "chunks": 2,
+        **UPLOAD,
+    }
 
 
 def test_changed_mentions_of_a_kept_chunk_are_replaced(graph: GraphStore) -> None:
@@ -99,7 +114,7 @@ def test_injection_looking_input_is_stored_verbatim(graph: GraphStore) -> None:
     key = 'evil"}) MATCH (m) DETACH DELETE m //'
     graph.upsert_document("acme", "x", title, "v1", [GraphChunk("x#0000", 0, [(key, title)])], [])
     graph.upsert_document("acme", "y", "Y", "v1", [GraphChunk("y#0000", 0, [("ok", "OK")])], [])
-    assert graph.document("acme", "x") == {"id": "x", "title": title, "version": "v1", "chunks": 1}
+    assert graph.document("acme", "x") == {"id": "x", "title": title, "version": "v1", "chunks": 1, **UPLOAD}
     assert graph.entity_keys_in("acme", ["x#0000"]) == [key]
     assert graph.counts("acme")["documents"] == 2
 
@@ -279,3 +294,23 @@ def test_drop_removes_the_tenants_graph(graph: GraphStore) -> None:
     ]
     rows = graph._run("acme", "list indexes", "CALL db.indexes() YIELD label RETURN label")
     assert {"Document", "Chunk", "Entity"} <= {row[0] for row in rows}
+
+
+def test_provenance_is_stored_and_documents_are_listed_by_source(graph: GraphStore) -> None:
+    for doc_id, path in (("a", "a.md"), ("b", "sub/b.md")):
+        origin = Provenance(source="handbook", path=path, file_hash=f"hash-{doc_id}", modified_ns=7)
+        graph.upsert_document(
+            "acme", doc_id, "T", "v1", [GraphChunk(f"{doc_id}#0000", 0, [])], [], provenance=origin
+        )
+    graph.upsert_document("acme", "c", "T", "v1", [GraphChunk("c#0000", 0, [])], [])
+    stored = graph.document("acme", "b")
+    assert stored is not None
+    assert (stored["source"], stored["path"], stored["file_hash"], stored["modified_ns"]) == (
+        "handbook", "sub/b.md", "hash-b", 7,
+    )  # fmt: skip
+    assert graph.source_documents("acme", "handbook") == [
+        ("a", "a.md", "hash-a"),
+        ("b", "sub/b.md", "hash-b"),
+    ]
+    assert graph.source_documents("acme", "upload") == [("c", "", "")]
+    assert graph.source_documents("globex", "handbook") == []

@@ -1,0 +1,160 @@
+"""Syncing a registered folder: plan (scan + compare), index changed files, remove gone ones."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import permanent_errors
+from activities.ingestion import IngestionActivities
+from ingestion.parsers import ParseError, parse_file
+from ingestion.sources import SourceError, SourceFile, scan_folder
+from keel.blobs import BlobStore
+from keel.domain import BatchResult, FileBatch, RemoveDocuments, SyncPlan, SyncRequest
+from keel.sources import RecordSync, SourceNotFoundError, SourceRegistry, SourceSpec
+from retrieval.graph_store import GraphStore, Provenance
+from retrieval.vector_store import VectorStore
+
+_UNSAFE_KEY = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def record_document_id(file_id: str, key: str) -> str:
+    """The document id of one record of a JSON/JSONL file (`key` ""  for a one-document file)."""
+    return f"{file_id}--{_UNSAFE_KEY.sub('-', key)}"[:200] if key else file_id
+
+
+class SourceActivities:
+    def __init__(
+        self,
+        ingestion: IngestionActivities,
+        vectors: VectorStore,
+        graph: GraphStore,
+        blobs: BlobStore,
+        registry: SourceRegistry,
+    ) -> None:
+        self._ingestion = ingestion
+        self._vectors = vectors
+        self._graph = graph
+        self._blobs = blobs
+        self._registry = registry
+
+    def _spec(self, tenant: str, source_id: str) -> SourceSpec:
+        try:
+            return self._registry.get(tenant, source_id)
+        except SourceNotFoundError as err:
+            raise ApplicationError(f"no source {source_id!r}", type="NotFound", non_retryable=True) from err
+
+    @activity.defn(name="sources.plan_sync")
+    @permanent_errors()
+    def plan_sync(self, request: SyncRequest) -> SyncPlan:
+        """Scan the folder and compare each file's hash with the one its documents were indexed from."""
+        spec = self._spec(request.tenant, request.source_id)
+        try:
+            files = scan_folder(Path(spec.root), spec.include, spec.exclude)
+        except SourceError as err:
+            raise ApplicationError(str(err), type="InvalidInput", non_retryable=True) from err
+        indexed_hash: dict[str, str] = {}
+        documents_of: Counter[str] = Counter()  # a JSON/JSONL file holds several
+        present = {f.path for f in files}
+        gone: list[str] = []
+        for document_id, path, file_hash in self._graph.source_documents(request.tenant, request.source_id):
+            indexed_hash[path] = file_hash
+            documents_of[path] += 1
+            if path not in present:
+                gone.append(document_id)
+        readable = [f for f in files if not f.error]
+        changed = [f for f in readable if indexed_hash.get(f.path) != f.sha256]
+        return SyncPlan(
+            scanned=len(files),
+            changed_key=self._blobs.put_json({"files": [asdict(f) for f in changed]}),
+            changed=len(changed),
+            unchanged=sum(documents_of[f.path] for f in readable if indexed_hash.get(f.path) == f.sha256),
+            deleted_key=self._blobs.put_json({"documents": gone}),
+            deleted=len(gone),
+            unreadable={f.path: f.error for f in files if f.error},
+            oldest_unsynced_ns=min((f.modified_ns for f in changed), default=0),
+        )
+
+    @activity.defn(name="sources.index_files")
+    @permanent_errors()
+    def index_files(self, batch: FileBatch) -> BatchResult:
+        """Parse and index files `start`..`end` of the plan; a file that fails is reported, not fatal.
+
+        Heartbeats carry how far it got and the counts so far: a retry after a crash resumes
+        there (and redoing a file is harmless: indexing is idempotent).
+        """
+        spec = self._spec(batch.tenant, batch.source_id)
+        files = [
+            SourceFile(**f) for f in self._blobs.get_json(batch.changed_key)["files"][batch.start : batch.end]
+        ]
+        done, result = 0, BatchResult()
+        details = activity.info().heartbeat_details
+        if details:
+            done, result = int(details[0]), BatchResult(**details[1])
+        for position in range(done, len(files)):
+            self._index_file(spec, files[position], result)
+            activity.heartbeat(position + 1, asdict(result))
+        return result
+
+    def _index_file(self, spec: SourceSpec, file: SourceFile, result: BatchResult) -> None:
+        result.files += 1
+        try:
+            data = (Path(spec.root) / file.path).read_bytes()
+            documents = parse_file(file.path, data, json_text_field=spec.json_text_field)
+        except FileNotFoundError:
+            return  # deleted since the scan: the next sync removes its documents
+        except (OSError, ParseError) as err:
+            result.failed[file.path] = str(err) if isinstance(err, ParseError) else f"cannot read: {err}"
+            return
+        # The hash of what was read now, not of the scan: a file edited in between is then
+        # seen as changed again by the next sync, never as indexed when it is not.
+        origin = Provenance(spec.source_id, file.path, hashlib.sha256(data).hexdigest(), file.modified_ns)
+        written: set[str] = set()
+        for document in documents:
+            document_id = record_document_id(file.file_id, document.key)
+            try:
+                indexed = self._ingestion.index_text(
+                    spec.tenant, document_id, document.title, document.text, origin
+                )
+            except ApplicationError as err:
+                if err.type != "UnsupportedDocument":
+                    raise
+                result.failed[file.path] = str(err)
+                continue
+            written.add(document_id)
+            if indexed.embedded_chunks or indexed.removed_chunks:
+                result.indexed += 1
+            else:
+                result.unchanged += 1
+            result.embedded_chunks += indexed.embedded_chunks
+            result.reused_chunks += indexed.chunks - indexed.embedded_chunks
+        if any(d.key for d in documents):  # records dropped from an edited JSON/JSONL file
+            for document_id, path, _ in self._graph.source_documents(spec.tenant, spec.source_id):
+                if path == file.path and document_id not in written:
+                    self._remove(spec.tenant, document_id)
+                    result.removed += 1
+
+    @activity.defn(name="sources.remove_documents")
+    @permanent_errors()
+    def remove_documents(self, request: RemoveDocuments) -> int:
+        """Remove documents from both stores in the same sync; idempotent (a gone one is a no-op)."""
+        documents = [str(d) for d in self._blobs.get_json(request.documents_key)["documents"]]
+        for count, document_id in enumerate(documents, start=1):
+            self._remove(request.tenant, document_id)
+            activity.heartbeat(count)
+        return len(documents)
+
+    def _remove(self, tenant: str, document_id: str) -> None:
+        self._vectors.delete_document(tenant, document_id)
+        self._graph.delete_document(tenant, document_id)
+
+    @activity.defn(name="sources.record_sync")
+    def record_sync(self, update: RecordSync) -> None:
+        """What the sources list shows: the sync's state and counts."""
+        self._registry.record(update.tenant, update.source_id, update.record)

@@ -1,0 +1,127 @@
+"""Source syncs: one workflow per run; changed files fan out to child workflows in batches."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+
+from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
+
+from workflows import policies
+
+with workflow.unsafe.imports_passed_through():
+    from activities.sources import SourceActivities
+    from keel.domain import BatchResult, FileBatch, RemoveDocuments, SyncPlan, SyncRequest
+    from keel.sources import RecordSync, SyncRecord
+
+
+def sync_workflow_id(tenant: str, source_id: str) -> str:
+    """One running sync per source: a second request while one runs joins it."""
+    return f"source-sync-{tenant}-{source_id}"
+
+
+@workflow.defn
+class SourceBatchWorkflow:
+    """Indexes one batch of a sync's changed files; its own small history."""
+
+    @workflow.run
+    async def run(self, batch: FileBatch) -> BatchResult:
+        return await workflow.execute_activity_method(
+            SourceActivities.index_files,
+            batch,
+            start_to_close_timeout=policies.INDEX_FILES_TIMEOUT,
+            heartbeat_timeout=policies.INDEX_FILES_HEARTBEAT,
+            retry_policy=policies.SYNC_STEP_RETRY,
+        )
+
+
+@workflow.defn
+class SourceSyncWorkflow:
+    """Scan, index what changed, remove what is gone, record the outcome. Resumable anywhere:
+    every step is an idempotent activity, and the plan is fixed once scanned."""
+
+    def __init__(self) -> None:
+        self._record = SyncRecord(status="running")
+
+    @workflow.query
+    def progress(self) -> SyncRecord:
+        """The counts so far, while the sync runs (the API's and CLI's progress)."""
+        return self._record
+
+    @workflow.run
+    async def run(self, request: SyncRequest) -> SyncRecord:
+        info = workflow.info()
+        self._record = SyncRecord(run_id=info.run_id, status="running", started_at=workflow.now().isoformat())
+        await self._save(request)
+        try:
+            plan = await workflow.execute_activity_method(
+                SourceActivities.plan_sync,
+                request,
+                start_to_close_timeout=policies.SCAN_TIMEOUT,
+                retry_policy=policies.SYNC_STEP_RETRY,
+            )
+            self._planned(plan)
+            await self._save(request)
+            await self._index(request, plan)
+            self._record.deleted += await workflow.execute_activity_method(
+                SourceActivities.remove_documents,
+                RemoveDocuments(request.tenant, plan.deleted_key),
+                start_to_close_timeout=policies.REMOVE_DOCUMENTS_TIMEOUT,
+                heartbeat_timeout=policies.INDEX_FILES_HEARTBEAT,
+                retry_policy=policies.SYNC_STEP_RETRY,
+            )
+        except Exception:
+            self._record.status = "failed"
+            self._record.finished_at = workflow.now().isoformat()
+            await self._save(request)
+            raise
+        self._record.status = "completed"
+        self._record.finished_at = workflow.now().isoformat()
+        await self._save(request)
+        return self._record
+
+    def _planned(self, plan: SyncPlan) -> None:
+        self._record.scanned = plan.scanned
+        self._record.unchanged = plan.unchanged
+        self._record.failures.update(plan.unreadable)
+        self._record.failed = len(self._record.failures)
+        self._record.oldest_unsynced_ns = plan.oldest_unsynced_ns
+
+    async def _index(self, request: SyncRequest, plan: SyncPlan) -> None:
+        slots = asyncio.Semaphore(policies.SYNC_BATCH_CONCURRENCY)
+        workflow_id = workflow.info().workflow_id
+
+        async def one(start: int) -> None:
+            end = min(start + policies.SYNC_BATCH_FILES, plan.changed)
+            batch = FileBatch(request.tenant, request.source_id, plan.changed_key, start, end)
+            async with slots:
+                result = await workflow.execute_child_workflow(
+                    SourceBatchWorkflow.run,
+                    batch,
+                    # The run id keeps a retried sync's batches apart from an earlier run's.
+                    id=f"{workflow_id}-{workflow.info().run_id}-files-{start}",
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                )
+            self._add(result)
+
+        await asyncio.gather(*(one(start) for start in range(0, plan.changed, policies.SYNC_BATCH_FILES)))
+
+    def _add(self, result: BatchResult) -> None:
+        record = self._record
+        record.indexed += result.indexed
+        # A touched file whose text did not change counts as unchanged, like an unchanged file.
+        record.unchanged += result.unchanged
+        record.deleted += result.removed
+        record.embedded_chunks += result.embedded_chunks
+        record.reused_chunks += result.reused_chunks
+        record.failures.update(result.failed)
+        record.failed = len(record.failures)
+
+    async def _save(self, request: SyncRequest) -> None:
+        await workflow.execute_activity_method(
+            SourceActivities.record_sync,
+            RecordSync(request.tenant, request.source_id, SyncRecord(**asdict(self._record))),
+            start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
+            retry_policy=policies.FAST_STEP_RETRY,
+        )
