@@ -68,13 +68,20 @@ class SourceActivities:
             documents_of[path] += 1
             if path not in present:
                 gone.append(document_id)
-        readable = [f for f in files if not f.error]
-        changed = [f for f in readable if indexed_hash.get(f.path) != f.sha256]
+        changed: list[SourceFile] = []
+        unchanged_documents = 0
+        for file in files:
+            if file.error:
+                continue
+            if indexed_hash.get(file.path) == file.sha256:
+                unchanged_documents += documents_of[file.path]
+            else:
+                changed.append(file)
         return SyncPlan(
             scanned=len(files),
             changed_key=self._blobs.put_json({"files": [asdict(f) for f in changed]}),
             changed=len(changed),
-            unchanged=sum(documents_of[f.path] for f in readable if indexed_hash.get(f.path) == f.sha256),
+            unchanged=unchanged_documents,
             deleted_key=self._blobs.put_json({"documents": gone}),
             deleted=len(gone),
             unreadable={f.path: f.error for f in files if f.error},

@@ -152,6 +152,7 @@ def eval_command(
     from keel.evaluation import evaluate, format_report
     from retrieval.eval_data import DatasetError, load_beir, load_hotpotqa
     from retrieval.pipeline import PIPELINES
+    from retrieval.types import StoreError
 
     _logging()
     if (dataset is None) == (hotpotqa is None):
@@ -182,8 +183,6 @@ def eval_command(
         raise typer.Exit(2)
     if max_queries:
         data = data.sliced(max_queries)
-    from retrieval.types import StoreError
-
     try:
         report = evaluate(
             data,

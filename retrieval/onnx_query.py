@@ -124,10 +124,11 @@ def _quantize(full_precision: Path, model_file: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     partial = model_file.with_name(f"{model_file.name}.{os.getpid()}.partial")
-    # The quantizer logs a suggestion to pre-process the model at WARNING on the root logger.
+    # The quantizer logs a suggestion to pre-process the model at WARNING on the root logger;
+    # only that line is dropped, so other threads' warnings still show meanwhile.
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    advice = _DropMessage("Please consider to run pre-processing")
+    root.addFilter(advice)
     try:
         quantize_dynamic(
             full_precision,
@@ -138,9 +139,18 @@ def _quantize(full_precision: Path, model_file: Path) -> None:
         )
         partial.replace(model_file)
     finally:
-        root.setLevel(level)
+        root.removeFilter(advice)
         partial.unlink(missing_ok=True)
     log.info("quantized the query encoder to %s", model_file)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self._prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self._prefix)
 
 
 def _fingerprint(model_path: str) -> str:

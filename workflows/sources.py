@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import asdict
 
 from temporalio import workflow
-from temporalio.common import WorkflowIDReusePolicy
 
 from workflows import policies
 
@@ -72,14 +71,15 @@ class SourceSyncWorkflow:
                 retry_policy=policies.SYNC_STEP_RETRY,
             )
         except Exception:
-            self._record.status = "failed"
-            self._record.finished_at = workflow.now().isoformat()
-            await self._save(request)
+            await self._finish(request, "failed")
             raise
-        self._record.status = "completed"
+        await self._finish(request, "completed")
+        return self._record
+
+    async def _finish(self, request: SyncRequest, status: str) -> None:
+        self._record.status = status
         self._record.finished_at = workflow.now().isoformat()
         await self._save(request)
-        return self._record
 
     def _planned(self, plan: SyncPlan) -> None:
         self._record.scanned = plan.scanned
@@ -101,7 +101,6 @@ class SourceSyncWorkflow:
                     batch,
                     # The run id keeps a retried sync's batches apart from an earlier run's.
                     id=f"{workflow_id}-{workflow.info().run_id}-files-{start}",
-                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
                 )
             self._add(result)
 

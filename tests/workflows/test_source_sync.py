@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,13 +56,21 @@ async def sync(env: WorkflowEnvironment, platform, tenant: str, source_id: str) 
     )
 
 
+@pytest.fixture
+def registry(platform) -> Iterator[SourceRegistry]:
+    client = make_redis(platform.settings.falkordb_url)
+    try:
+        yield SourceRegistry(client)
+    finally:
+        client.close()
+
+
 async def test_sync_indexes_edits_deletes_and_reports_failures(
-    platform, temporal_env, tmp_path: Path
+    platform, temporal_env, registry: SourceRegistry, tmp_path: Path
 ) -> None:
     tenant, source_id = f"sync{uuid.uuid4().hex[:8]}", "handbook"
     root = tmp_path / "handbook"
     write_source(root)
-    registry = SourceRegistry(make_redis(platform.settings.falkordb_url))
     registry.add(SourceSpec(source_id, tenant, str(root), exclude=["drafts/**"]))
     vectors, graph = platform.components.ingestion._vectors, platform.components.ingestion._graph
     dense = platform.components.ingestion._dense
