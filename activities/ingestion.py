@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -17,6 +19,16 @@ from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.graph_store import GraphStore, Provenance
 from retrieval.types import SourceDocument, chunk_id_for
 from retrieval.vector_store import VectorStore
+
+
+@dataclass(frozen=True)
+class TextToIndex:
+    """One document's text, and where it came from."""
+
+    document_id: str
+    title: str
+    text: str
+    provenance: Provenance
 
 
 class IngestionActivities:
@@ -36,6 +48,10 @@ class IngestionActivities:
         self._sparse = sparse
         self._blobs = blobs
 
+    @property
+    def chunk_chars(self) -> int:
+        return self._settings.retrieval.chunk_chars
+
     @activity.defn(name="ingest.index_document")
     @permanent_errors()
     def index_document(self, ref: DocumentRef) -> IndexedDocument:
@@ -52,46 +68,73 @@ class IngestionActivities:
     def index_text(
         self, tenant: str, document_id: str, title: str, text: str, provenance: Provenance
     ) -> IndexedDocument:
-        """Index one document's text into both stores, embedding only chunks not stored already.
+        """Index one document's text into both stores (see `index_texts`).
 
-        Idempotent: deterministic point ids, MERGE in the graph, stale chunks removed.
         Raises ApplicationError(type="UnsupportedDocument") when there is no text to index.
         """
-        cfg = self._settings.retrieval
-        pieces = chunk_text(text, cfg.chunk_chars, cfg.chunk_overlap_chars)
-        if not pieces:
+        [indexed] = self.index_texts(tenant, [TextToIndex(document_id, title, text, provenance)])
+        if indexed is None:
             raise ApplicationError(
                 f"document {document_id} has no text to index", type="UnsupportedDocument", non_retryable=True
             )
-        version = content_version(title, text)
-        stored = self._graph.document(tenant, document_id)
-        stored_chunks = self._vectors.count(tenant, document_id) if stored else 0
-        if stored and stored.get("version") == version and stored_chunks == len(pieces):
-            # Same text: no embedding, no write; only a new file hash (a re-saved file) is noted,
-            # so the next sync does not look at the file again.
-            if stored.get("file_hash") != provenance.file_hash and provenance.path:
-                self._graph.set_provenance(tenant, document_id, provenance)
-            return IndexedDocument(document_id, version, len(pieces), 0, removed_chunks=0)
+        return indexed
 
-        [prepared] = prepare_documents(
+    def index_texts(
+        self, tenant: str, texts: Sequence[TextToIndex], heartbeat: Callable[[], None] = activity.heartbeat
+    ) -> list[IndexedDocument | None]:
+        """Index documents into both stores, embedding only chunks not stored already, in one
+        encoder batch for all of them (a sync passes a group of files: small files one by one
+        would leave the encoder's batches half empty).
+
+        Idempotent: deterministic point ids, MERGE in the graph, stale chunks removed.
+        Returns one entry per text, in order: None for a text with nothing to index.
+        `heartbeat` is called once the embedding, the slow part, is done: a caller whose
+        heartbeats carry resume details passes its own.
+        """
+        cfg = self._settings.retrieval
+        results: list[IndexedDocument | None] = [None] * len(texts)
+        changed: list[tuple[int, bool]] = []  # (position, whether it replaces a stored document)
+        known: dict[str, list[float]] = {}
+        for position, item in enumerate(texts):
+            pieces = chunk_text(item.text, cfg.chunk_chars, cfg.chunk_overlap_chars)
+            if not pieces:
+                continue
+            version = content_version(item.title, item.text)
+            stored = self._graph.document(tenant, item.document_id)
+            stored_chunks = self._vectors.count(tenant, item.document_id) if stored else 0
+            if stored and stored.get("version") == version and stored_chunks == len(pieces):
+                # Same text: no embedding, no write; only a new file hash (a re-saved file) is
+                # noted, so the next sync does not look at the file again.
+                if stored.get("file_hash") != item.provenance.file_hash and item.provenance.path:
+                    self._graph.set_provenance(tenant, item.document_id, item.provenance)
+                results[position] = IndexedDocument(item.document_id, version, len(pieces), 0, 0)
+                continue
+            known.update(self._stored_vectors(tenant, item.document_id, stored_chunks))
+            changed.append((position, bool(stored)))
+        if not changed:
+            return results
+        prepared = prepare_documents(
             tenant,
-            [SourceDocument(document_id, title, text)],
+            [SourceDocument(texts[p].document_id, texts[p].title, texts[p].text) for p, _ in changed],
             self._dense,
             self._sparse,
             cfg.chunk_chars,
             cfg.chunk_overlap_chars,
-            known_vectors=self._stored_vectors(tenant, document_id, stored_chunks),
+            known_vectors=known,
         )
-        activity.heartbeat(document_id)  # embedding a long document is the slow part
-        removed = write_document(tenant, prepared, self._vectors, self._graph, bool(stored), provenance)
-        return IndexedDocument(
-            document_id,
-            version,
-            len(prepared.records),
-            prepared.entity_count,
-            removed_chunks=removed,
-            embedded_chunks=len(prepared.records) - prepared.reused_vectors,
-        )
+        heartbeat()
+        for (position, replacing), doc in zip(changed, prepared, strict=True):
+            origin = texts[position].provenance
+            removed = write_document(tenant, doc, self._vectors, self._graph, replacing, origin)
+            results[position] = IndexedDocument(
+                doc.document_id,
+                doc.version,
+                len(doc.records),
+                doc.entity_count,
+                removed_chunks=removed,
+                embedded_chunks=len(doc.records) - doc.reused_vectors,
+            )
+        return results
 
     def _stored_vectors(self, tenant: str, document_id: str, count: int) -> dict[str, list[float]]:
         """Embedded text -> stored vector of the document's current chunks: an edit re-embeds

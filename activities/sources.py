@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,16 +14,26 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import permanent_errors
-from activities.ingestion import IngestionActivities
+from activities.ingestion import IngestionActivities, TextToIndex
 from ingestion.parsers import ParseError, parse_file
 from ingestion.sources import SourceError, SourceFile, scan_folder
 from keel.blobs import BlobStore
 from keel.domain import BatchResult, FileBatch, RemoveDocuments, SyncPlan, SyncRequest
-from keel.sources import RecordSync, SourceNotFoundError, SourceRegistry, SourceSpec
+from keel.sources import (
+    FAILURES_KEPT,
+    BatchProgress,
+    RecordSync,
+    SourceNotFoundError,
+    SourceRegistry,
+    SourceSpec,
+)
 from retrieval.graph_store import GraphStore, Provenance
 from retrieval.vector_store import VectorStore
 
 _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9._-]+")
+# Chunks per encoder call while indexing a batch: enough to fill the encoder's batches when
+# files are small, few enough that a heartbeat (and a resume point) comes every few seconds.
+GROUP_CHUNKS = 128
 
 
 def record_document_id(file_id: str, key: str) -> str:
@@ -77,6 +89,7 @@ class SourceActivities:
                 unchanged_documents += documents_of[file.path]
             else:
                 changed.append(file)
+        unreadable = {f.path: f.error for f in files if f.error}
         return SyncPlan(
             scanned=len(files),
             changed_key=self._blobs.put_json({"files": [asdict(f) for f in changed]}),
@@ -84,8 +97,9 @@ class SourceActivities:
             unchanged=unchanged_documents,
             deleted_key=self._blobs.put_json({"documents": gone}),
             deleted=len(gone),
-            unreadable={f.path: f.error for f in files if f.error},
+            unreadable=dict(list(unreadable.items())[:FAILURES_KEPT]),
             oldest_unsynced_ns=min((f.modified_ns for f in changed), default=0),
+            unreadable_count=len(unreadable),
         )
 
     @activity.defn(name="sources.index_files")
@@ -93,8 +107,10 @@ class SourceActivities:
     def index_files(self, batch: FileBatch) -> BatchResult:
         """Parse and index files `start`..`end` of the plan; a file that fails is reported, not fatal.
 
-        Heartbeats carry how far it got and the counts so far: a retry after a crash resumes
-        there (and redoing a file is harmless: indexing is idempotent).
+        Files go to the encoder in groups of about GROUP_CHUNKS chunks. After each group the
+        heartbeat carries how far it got and the counts so far: a retry after a crash resumes
+        there (and redoing a group is harmless: indexing is idempotent). The same counts go to
+        the registry, where the API and CLI read a running sync's progress.
         """
         spec = self._spec(batch.tenant, batch.source_id)
         files = [
@@ -104,48 +120,74 @@ class SourceActivities:
         details = activity.info().heartbeat_details
         if details:
             done, result = int(details[0]), BatchResult(**details[1])
-        for position in range(done, len(files)):
-            self._index_file(spec, files[position], result)
-            activity.heartbeat(position + 1, asdict(result))
+        chunk_chars = self._ingestion.chunk_chars
+        while done < len(files):
+            # Heartbeats while this group embeds say: resume at its start, with the counts then.
+            resume_here = functools.partial(activity.heartbeat, done, asdict(result))
+            group: list[tuple[SourceFile, list[TextToIndex]]] = []
+            planned_chunks = 0
+            while done + len(group) < len(files) and planned_chunks < GROUP_CHUNKS:
+                file = files[done + len(group)]
+                texts = self._read_file(spec, file, result)
+                group.append((file, texts))
+                planned_chunks += sum(len(t.text) // chunk_chars + 1 for t in texts)
+            self._index_group(spec, group, result, resume_here)
+            done += len(group)
+            activity.heartbeat(done, asdict(result))
+            self._registry.record_batch(spec.tenant, spec.source_id, batch.start, _progress(batch, result))
         return result
 
-    def _index_file(self, spec: SourceSpec, file: SourceFile, result: BatchResult) -> None:
+    def _read_file(self, spec: SourceSpec, file: SourceFile, result: BatchResult) -> list[TextToIndex]:
+        """The documents of one file, ready to index; [] (with the reason noted) when it fails."""
         result.files += 1
         try:
             data = (Path(spec.root) / file.path).read_bytes()
             documents = parse_file(file.path, data, json_text_field=spec.json_text_field)
         except FileNotFoundError:
-            return  # deleted since the scan: the next sync removes its documents
+            return []  # deleted since the scan: the next sync removes its documents
         except (OSError, ParseError) as err:
             result.failed[file.path] = str(err) if isinstance(err, ParseError) else f"cannot read: {err}"
-            return
+            return []
         # The hash of what was read now, not of the scan: a file edited in between is then
         # seen as changed again by the next sync, never as indexed when it is not.
         origin = Provenance(spec.source_id, file.path, hashlib.sha256(data).hexdigest(), file.modified_ns)
-        written: set[str] = set()
-        for document in documents:
-            document_id = record_document_id(file.file_id, document.key)
-            try:
-                indexed = self._ingestion.index_text(
-                    spec.tenant, document_id, document.title, document.text, origin
-                )
-            except ApplicationError as err:
-                if err.type != "UnsupportedDocument":
-                    raise
-                result.failed[file.path] = str(err)
-                continue
-            written.add(document_id)
-            if indexed.embedded_chunks or indexed.removed_chunks:
-                result.indexed += 1
-            else:
-                result.unchanged += 1
-            result.embedded_chunks += indexed.embedded_chunks
-            result.reused_chunks += indexed.chunks - indexed.embedded_chunks
-        if any(d.key for d in documents):  # records dropped from an edited JSON/JSONL file
-            for document_id, path, _ in self._graph.source_documents(spec.tenant, spec.source_id):
-                if path == file.path and document_id not in written:
-                    self._remove(spec.tenant, document_id)
-                    result.removed += 1
+        texts = [
+            TextToIndex(record_document_id(file.file_id, d.key), d.title, d.text, origin) for d in documents
+        ]
+        if len({t.document_id for t in texts}) < len(texts):
+            # Record keys that differ only in characters an id cannot hold ("a b", "a-b").
+            result.failed[file.path] = "two records map to the same document id; make their keys distinct"
+            return []
+        return texts
+
+    def _index_group(
+        self,
+        spec: SourceSpec,
+        group: list[tuple[SourceFile, list[TextToIndex]]],
+        result: BatchResult,
+        heartbeat: Callable[[], None],
+    ) -> None:
+        texts = [t for _, file_texts in group for t in file_texts]
+        outcomes = iter(self._ingestion.index_texts(spec.tenant, texts, heartbeat))
+        for file, file_texts in group:
+            written: set[str] = set()
+            for text in file_texts:
+                indexed = next(outcomes)
+                if indexed is None:
+                    result.failed[file.path] = f"document {text.document_id} has no text to index"
+                    continue
+                written.add(text.document_id)
+                if indexed.embedded_chunks or indexed.removed_chunks:
+                    result.indexed += 1
+                else:
+                    result.unchanged += 1
+                result.embedded_chunks += indexed.embedded_chunks
+                result.reused_chunks += indexed.chunks - indexed.embedded_chunks
+            if any(t.document_id != file.file_id for t in file_texts):  # records dropped from a JSON file
+                for document_id, path, _ in self._graph.source_documents(spec.tenant, spec.source_id):
+                    if path == file.path and document_id not in written:
+                        self._remove(spec.tenant, document_id)
+                        result.removed += 1
 
     @activity.defn(name="sources.remove_documents")
     @permanent_errors()
@@ -165,3 +207,18 @@ class SourceActivities:
     def record_sync(self, update: RecordSync) -> None:
         """What the sources list shows: the sync's state and counts."""
         self._registry.record(update.tenant, update.source_id, update.record)
+        if update.record.status != "running":  # the record now holds every batch's counts
+            self._registry.clear_progress(update.tenant, update.source_id, update.record.run_id)
+
+
+def _progress(batch: FileBatch, result: BatchResult) -> BatchProgress:
+    return BatchProgress(
+        batch.run_id,
+        files=result.files,
+        indexed=result.indexed,
+        unchanged=result.unchanged,
+        removed=result.removed,
+        failed=len(result.failed),
+        embedded_chunks=result.embedded_chunks,
+        reused_chunks=result.reused_chunks,
+    )

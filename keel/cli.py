@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import glob
 import logging
 import sys
-import uuid
 from pathlib import Path
 
 import typer
@@ -13,8 +13,6 @@ import typer
 from keel.settings import Settings
 
 app = typer.Typer(add_completion=False, help="Keel: agentic RAG on Temporal, Qdrant and FalkorDB.")
-
-SUPPORTED_SUFFIXES = {".md", ".txt"}
 
 
 def _settings() -> Settings:
@@ -81,48 +79,77 @@ def api() -> None:
 
 @app.command()
 def ingest(
-    path: Path = typer.Argument(..., help="A file, or a folder searched recursively for .md and .txt files."),
-    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for indexing to finish."),
+    path: Path = typer.Argument(..., help="A folder (searched recursively) or one file."),
+    source_id: str = typer.Option("", "--id", help="Its source id; default: the folder's or file's name."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait, with a progress bar, until indexed."),
 ) -> None:
-    """Index documents through an ingestion workflow (the same files twice change nothing)."""
-    from ingestion.files import DocumentFileError, load_documents
+    """Index a folder or a file. It becomes a source (keel sources list) synced now: the same
+    path again indexes only what changed, and drops documents whose files are gone."""
+    raise typer.Exit(asyncio.run(_ingest(_settings(), path, source_id, wait)))
 
-    settings = _settings()
+
+async def _ingest(settings: Settings, path: Path, source_id: str, wait: bool) -> int:
+    """Register the path as an on-demand source (kept as is when it already is one), sync it."""
+    import redis
+
+    from ingestion.parsers import SUPPORTED_SUFFIXES
+    from keel.source_control import SourceInputError, new_spec, register, source_id_for
+    from keel.sources import SourceNotFoundError
+    from keel.sources_cli import registry_for, run_sync
+    from keel.temporal import TemporalUnavailableError, connect
+
+    if not path.exists():
+        typer.echo(f"keel ingest: {path} does not exist", err=True)
+        return 2
+    if path.is_file() and path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        typer.echo(f"keel ingest: {path} is not a supported file ({', '.join(SUPPORTED_SUFFIXES)})", err=True)
+        return 2
     try:
-        documents = load_documents(path, SUPPORTED_SUFFIXES)
-    except DocumentFileError as err:
+        if path.is_dir():
+            spec = new_spec(settings.tenant, path, source_id)
+        else:  # one file: a source of its folder that includes only that file
+            file_source = source_id or source_id_for(path.with_suffix(""))
+            spec = new_spec(settings.tenant, path.parent, file_source, include=[glob.escape(path.name)])
+    except SourceInputError as err:
         typer.echo(f"keel ingest: {err}", err=True)
-        raise typer.Exit(2) from err
-    if not documents:
-        typer.echo(f"keel ingest: no {', '.join(sorted(SUPPORTED_SUFFIXES))} files under {path}", err=True)
-        raise typer.Exit(2)
-    code = asyncio.run(_ingest(settings, documents, wait))
-    raise typer.Exit(code)
-
-
-async def _ingest(settings: Settings, documents: list[tuple[str, str, str]], wait: bool) -> int:
-    from temporalio.service import RPCError
-
-    from keel.ingest_client import start_batch
-    from keel.temporal import TemporalUnavailableError
-
+        return 2
+    if not _has_documents(Path(spec.root), spec.include):
+        typer.echo(f"keel ingest: no {', '.join(SUPPORTED_SUFFIXES)} files under {path}", err=True)
+        return 2
     try:
-        handle = await start_batch(settings, documents, batch_id=f"ingest-batch-{uuid.uuid4().hex}")
-    except RPCError as err:
-        typer.echo(f"keel ingest: Temporal at {settings.temporal_address} refused: {err.message}", err=True)
-        return 1
+        client = await connect(settings)
+        registry = registry_for(settings)
+        try:
+            known = registry.get(settings.tenant, spec.source_id)
+        except SourceNotFoundError:
+            known = None
+        if known is not None and (known.root, known.include) != (spec.root, spec.include):
+            other = f"{known.root} ({', '.join(known.include)})"
+            typer.echo(f"keel ingest: source {spec.source_id!r} is {other}; pass another --id", err=True)
+            return 2
+        if known is None:
+            await register(client, registry, spec, settings.temporal.task_queue)
+            typer.echo(f"source {spec.source_id}: {path.resolve()} (keel sources list)")
+        return await run_sync(settings, spec.source_id, wait, command="keel ingest")
     except TemporalUnavailableError as err:
         typer.echo(f"keel ingest: {err}", err=True)
         return 1
-    typer.echo(f"ingesting {len(documents)} documents: workflow {handle.id}")
-    if not wait:
-        return 0
-    result = await handle.result()
-    chunks = sum(d.chunks for d in result.indexed)
-    typer.echo(f"indexed {len(result.indexed)} documents ({chunks} chunks); failed {len(result.failed)}")
-    for document_id, reason in result.failed.items():
-        typer.echo(f"  failed {document_id}: {reason}", err=True)
-    return 1 if result.failed else 0
+    except redis.RedisError as err:
+        typer.echo(f"keel ingest: FalkorDB at {settings.falkordb_url} is unavailable: {err}", err=True)
+        return 1
+
+
+def _has_documents(root: Path, include: list[str]) -> bool:
+    """Whether any supported file under `root` is included; stops at the first (no hashing)."""
+    from ingestion.parsers import SUPPORTED_SUFFIXES
+    from ingestion.sources import matches
+
+    return any(
+        file.suffix.lower() in SUPPORTED_SUFFIXES
+        and file.is_file()
+        and matches(file.relative_to(root).as_posix(), include, [])
+        for file in root.rglob("*")
+    )
 
 
 @app.command("eval")

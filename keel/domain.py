@@ -219,8 +219,9 @@ class SyncPlan:
     unchanged: int  # documents of files whose hash is the one indexed
     deleted_key: str  # blob {"documents": [document id, ...]}: their files are gone
     deleted: int
-    unreadable: dict[str, str] = field(default_factory=dict)  # path -> why
+    unreadable: dict[str, str] = field(default_factory=dict)  # path -> why, the first FAILURES_KEPT
     oldest_unsynced_ns: int = 0
+    unreadable_count: int = 0  # all of them
 
 
 @dataclass
@@ -232,6 +233,7 @@ class FileBatch:
     changed_key: str
     start: int
     end: int
+    run_id: str = ""  # the sync's run: its live progress is kept under it
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ingestion.sources import DEFAULT_INCLUDE
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SPECS = "keel:sources:{tenant}"
 _SYNCS = "keel:source-syncs:{tenant}"
+_PROGRESS = "keel:sync-progress:{tenant}:{source_id}:{run_id}"
+# A crashed sync's progress must not stay forever; a live one rewrites it every few seconds.
+PROGRESS_TTL_S = 24 * 3600
 
 
 class SourceNotFoundError(KeyError):
@@ -57,9 +61,46 @@ class SyncRecord:
     # The oldest modification among files changed but not yet indexed when the sync started:
     # how far behind its source the index was.
     oldest_unsynced_ns: int = 0
+    changed_files: int = 0  # new or changed files the plan found: what indexing works through
+    files_done: int = 0  # of those, how many are indexed (or failed) so far
+
+    def add_failures(self, failures: dict[str, str]) -> None:
+        """Count every failure, keep the first FAILURES_KEPT reasons: thousands of failing files
+        must not grow a workflow's payload past Temporal's limits."""
+        self.failed += len(failures)
+        for path, reason in failures.items():
+            if len(self.failures) >= FAILURES_KEPT:
+                break
+            self.failures[path] = reason
 
 
 FAILURES_KEPT = 100
+
+
+@dataclass
+class BatchProgress:
+    """How far one batch of a running sync got: written after each group of files it indexes."""
+
+    run_id: str
+    files: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    embedded_chunks: int = 0
+    reused_chunks: int = 0
+
+
+@dataclass
+class SyncProgress:
+    """A sync's counts as of now, with its pace: what `keel ingest`, `keel sources sync` and
+    `GET /v1/sources/{id}` show while it runs."""
+
+    record: SyncRecord
+    elapsed_s: float
+    chunks_per_s: float
+    documents_per_s: float
+    eta_s: float | None  # None until a first file is done (no pace to extrapolate from)
 
 
 @dataclass
@@ -99,3 +140,64 @@ class SourceRegistry:
     def last_sync(self, tenant: str, source_id: str) -> SyncRecord:
         raw = self._client.hget(_SYNCS.format(tenant=tenant), source_id)
         return SyncRecord(**json.loads(raw)) if raw is not None else SyncRecord()
+
+    def record_batch(self, tenant: str, source_id: str, start: int, progress: BatchProgress) -> None:
+        """One batch's counts so far (absolute, so a retried batch overwrites, never adds twice)."""
+        key = _PROGRESS.format(tenant=tenant, source_id=source_id, run_id=progress.run_id)
+        pipe = self._client.pipeline()
+        pipe.hset(key, str(start), json.dumps(asdict(progress)))
+        pipe.expire(key, PROGRESS_TTL_S)
+        pipe.execute()
+
+    def live(self, tenant: str, source_id: str, now_s: float) -> SyncProgress:
+        """The last sync's record, with the running batches' counts added while it runs.
+
+        The workflow writes its record at start, after the plan and at the end; in between,
+        the batches' own counts are the live part.
+        """
+        record = self.last_sync(tenant, source_id)
+        if record.status == "running":
+            key = _PROGRESS.format(tenant=tenant, source_id=source_id, run_id=record.run_id)
+            raw: dict[Any, Any] = self._client.hgetall(key)
+            for value in raw.values():
+                batch = BatchProgress(**json.loads(value))
+                record.files_done += batch.files
+                record.indexed += batch.indexed
+                record.unchanged += batch.unchanged
+                record.deleted += batch.removed
+                record.failed += batch.failed
+                record.embedded_chunks += batch.embedded_chunks
+                record.reused_chunks += batch.reused_chunks
+        return pace(record, now_s)
+
+    def clear_progress(self, tenant: str, source_id: str, run_id: str) -> None:
+        self._client.delete(_PROGRESS.format(tenant=tenant, source_id=source_id, run_id=run_id))
+
+
+def index_lag_s(record: SyncRecord) -> float | None:
+    """How far behind its source the index was when the sync started: the age then of the
+    oldest change it picked up. None when it found no change."""
+    if not record.oldest_unsynced_ns or not record.started_at:
+        return None
+    return max(0.0, datetime.fromisoformat(record.started_at).timestamp() - record.oldest_unsynced_ns / 1e9)
+
+
+def pace(record: SyncRecord, now_s: float) -> SyncProgress:
+    """Rates since the sync started, and the time left at that pace (by files, the unit of work)."""
+    if not record.started_at:
+        return SyncProgress(record, 0.0, 0.0, 0.0, None)
+    end_s = datetime.fromisoformat(record.finished_at).timestamp() if record.finished_at else now_s
+    elapsed = max(0.0, end_s - datetime.fromisoformat(record.started_at).timestamp())
+    chunks = record.embedded_chunks + record.reused_chunks
+    eta: float | None = None
+    if record.status != "running":
+        eta = 0.0
+    elif record.files_done:
+        eta = elapsed * (record.changed_files - record.files_done) / record.files_done
+    return SyncProgress(
+        record,
+        round(elapsed, 3),
+        round(chunks / elapsed, 1) if elapsed else 0.0,
+        round((record.indexed + record.unchanged) / elapsed, 1) if elapsed else 0.0,
+        None if eta is None else round(max(0.0, eta), 1),
+    )

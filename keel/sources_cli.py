@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import uuid
-from datetime import datetime, timedelta
+import time
 from pathlib import Path
 
 import typer
 
 from keel.settings import Settings
-from keel.sources import SourceRegistry
+from keel.sources import SourceRegistry, SourceSpec, SyncProgress, index_lag_s, pace
 
 app = typer.Typer(add_completion=False, help="Folders kept indexed by scheduled syncs.")
-
-_INTERVAL = re.compile(r"^(\d+)([smhd])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-# Shorter than this, a sync would start while the previous one is often still scanning.
-MIN_INTERVAL_S = 60
-
-
-def parse_interval(text: str) -> int:
-    """ "10m" -> 600 seconds; "" -> 0 (no schedule)."""
-    if not text:
-        return 0
-    match = _INTERVAL.match(text.strip())
-    if not match:
-        raise typer.BadParameter(f"{text!r} is not an interval like 30s, 10m, 2h or 1d")
-    seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
-    if seconds < MIN_INTERVAL_S:
-        raise typer.BadParameter(f"{text!r} is shorter than the minimum of {MIN_INTERVAL_S}s")
-    return seconds
-
-
-def schedule_id(tenant: str, source_id: str) -> str:
-    return f"source-schedule-{tenant}-{source_id}"
 
 
 def _settings() -> Settings:
@@ -44,7 +20,7 @@ def _settings() -> Settings:
     return settings()
 
 
-def _registry(settings: Settings) -> SourceRegistry:
+def registry_for(settings: Settings) -> SourceRegistry:
     from keel.tracing import make_redis
 
     return SourceRegistry(make_redis(settings.falkordb_url))
@@ -60,94 +36,53 @@ def add(
     json_text_field: str = typer.Option("text", "--json-text-field", help="JSON/JSONL records' text field."),
 ) -> None:
     """Register a folder (or update its registration) and schedule its syncs."""
-    from ingestion.sources import DEFAULT_INCLUDE
-    from keel.sources import SOURCE_ID, SourceSpec
+    from keel.source_control import SourceInputError, new_spec
 
     settings = _settings()
-    root = path.resolve()
-    if not root.is_dir():
-        typer.echo(f"keel sources add: {path} is not a folder", err=True)
-        raise typer.Exit(2)
-    source_id = source_id or re.sub(r"[^a-z0-9_-]+", "-", root.name.lower()).strip("-")
-    if not SOURCE_ID.fullmatch(source_id):
-        typer.echo(f"keel sources add: invalid id {source_id!r}: expected {SOURCE_ID.pattern}", err=True)
-        raise typer.Exit(2)
-    spec = SourceSpec(
-        source_id, settings.tenant, str(root), list(include) or list(DEFAULT_INCLUDE), list(exclude),
-        parse_interval(every), json_text_field,
-    )  # fmt: skip
-    _registry(settings).add(spec)
-    asyncio.run(_schedule(settings, spec.source_id, spec.every_s))
-    when = f"every {every}" if spec.every_s else "on demand (keel sources sync)"
-    typer.echo(f"source {source_id}: {root}, synced {when}")
-
-
-async def _schedule(settings: Settings, source_id: str, every_s: int) -> None:
-    """Replace the source's Temporal schedule: none without an interval."""
-    from temporalio.client import (
-        Schedule,
-        ScheduleActionStartWorkflow,
-        ScheduleIntervalSpec,
-        ScheduleOverlapPolicy,
-        SchedulePolicy,
-        ScheduleSpec,
-    )
-    from temporalio.service import RPCError, RPCStatusCode
-
-    from keel.domain import SyncRequest
-    from keel.temporal import connect
-    from workflows.sources import SourceSyncWorkflow, sync_workflow_id
-
-    client = await connect(settings)
-    handle = client.get_schedule_handle(schedule_id(settings.tenant, source_id))
     try:
-        await handle.delete()
-    except RPCError as err:
-        if err.status != RPCStatusCode.NOT_FOUND:
-            raise
-    if not every_s:
-        return
-    action = ScheduleActionStartWorkflow(
-        SourceSyncWorkflow.run,
-        SyncRequest(settings.tenant, source_id),
-        id=sync_workflow_id(settings.tenant, source_id),
-        task_queue=settings.temporal.task_queue,
-    )
-    await client.create_schedule(
-        schedule_id(settings.tenant, source_id),
-        Schedule(
-            action=action,
-            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=every_s))]),
-            # A sync still running when the next is due: skip the next, never run two at once.
-            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-        ),
-    )
+        spec = new_spec(settings.tenant, path, source_id, every, include, exclude, json_text_field)
+    except SourceInputError as err:
+        typer.echo(f"keel sources add: {err}", err=True)
+        raise typer.Exit(2) from None
+    asyncio.run(_register(settings, spec))
+    when = f"every {every}" if spec.every_s else "on demand (keel sources sync)"
+    typer.echo(f"source {spec.source_id}: {spec.root}, synced {when}")
+
+
+async def _register(settings: Settings, spec: SourceSpec) -> None:
+    from keel.source_control import register
+    from keel.temporal import connect
+
+    await register(await connect(settings), registry_for(settings), spec, settings.temporal.task_queue)
 
 
 @app.command("list")
 def list_sources() -> None:
     """Every source with its last sync: when, counts, failures and index lag."""
     settings = _settings()
-    registry = _registry(settings)
+    registry = registry_for(settings)
     specs = registry.list(settings.tenant)
     if not specs:
         typer.echo("no sources; add one with: keel sources add PATH --every 10m")
         return
     for spec in specs:
-        last = registry.last_sync(settings.tenant, spec.source_id)
+        progress = registry.live(settings.tenant, spec.source_id, time.time())
+        last = progress.record
         every = f"every {spec.every_s}s" if spec.every_s else "on demand"
         typer.echo(f"{spec.source_id}  {spec.root}  ({every})")
         if last.status == "never":
             typer.echo("  never synced")
             continue
+        if last.status == "running":
+            typer.echo(f"  syncing now: {progress_bar(progress)}")
         typer.echo(
             f"  last sync {last.status} at {last.finished_at or last.started_at}: {last.scanned} files; "
             f"documents indexed {last.indexed}, unchanged {last.unchanged}, deleted {last.deleted}, "
             f"failed {last.failed}; chunks embedded {last.embedded_chunks}, reused {last.reused_chunks}"
         )
-        if last.oldest_unsynced_ns:
-            lag = datetime.fromisoformat(last.started_at).timestamp() - last.oldest_unsynced_ns / 1e9
-            typer.echo(f"  index lag at that sync: {max(0.0, lag):.0f}s (oldest change it picked up)")
+        lag = index_lag_s(last)
+        if lag is not None:
+            typer.echo(f"  index lag at that sync: {lag:.0f}s (oldest change it picked up)")
         for path, reason in list(last.failures.items())[:10]:
             typer.echo(f"  failed {path}: {reason}")
 
@@ -157,45 +92,70 @@ def sync(
     source_id: str = typer.Argument(..., help="The source to sync now."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait and show progress."),
 ) -> None:
-    """Sync one source now, through the same workflow its schedule runs."""
-    from keel.sources import SourceNotFoundError
-
-    settings = _settings()
-    try:
-        _registry(settings).get(settings.tenant, source_id)
-    except SourceNotFoundError:
-        typer.echo(f"keel sources sync: no source {source_id!r} (keel sources list)", err=True)
-        raise typer.Exit(2) from None
-    raise typer.Exit(asyncio.run(_sync(settings, source_id, wait)))
+    """Sync one source now, through the same workflow its schedule runs (joins one running)."""
+    raise typer.Exit(asyncio.run(run_sync(_settings(), source_id, wait, command="keel sources sync")))
 
 
-async def _sync(settings: Settings, source_id: str, wait: bool) -> int:
-    from keel.domain import SyncRequest
+async def run_sync(settings: Settings, source_id: str, wait: bool, command: str) -> int:
+    """Start (or join) a sync, draw its progress bar until it ends, then print its outcome."""
+    from keel.source_control import SourceInputError, start_sync
     from keel.temporal import connect
-    from workflows.sources import SourceSyncWorkflow, sync_workflow_id
 
-    client = await connect(settings)
-    handle = await client.start_workflow(
-        SourceSyncWorkflow.run,
-        SyncRequest(settings.tenant, source_id),
-        id=f"{sync_workflow_id(settings.tenant, source_id)}-{uuid.uuid4().hex[:8]}",
-        task_queue=settings.temporal.task_queue,
-    )
+    registry = registry_for(settings)
+    try:
+        handle = await start_sync(
+            await connect(settings), registry, settings.tenant, source_id, settings.temporal.task_queue
+        )
+    except SourceInputError as err:
+        typer.echo(f"{command}: {err} (keel sources list)", err=True)
+        return 2
     typer.echo(f"syncing {source_id}: workflow {handle.id}")
     if not wait:
         return 0
     result = asyncio.ensure_future(handle.result())
     while not result.done():
-        await asyncio.wait([result], timeout=1.0)
-        if not result.done():
-            now = await handle.query(SourceSyncWorkflow.progress)
-            typer.echo(f"\r  {now.indexed} indexed, {now.unchanged} unchanged, {now.failed} failed", nl=False)
+        await asyncio.wait([result], timeout=PROGRESS_EVERY_S)
+        progress = registry.live(settings.tenant, source_id, time.time())
+        if not result.done() and progress.record.run_id == handle.result_run_id:
+            typer.echo("\r" + progress_bar(progress), nl=False)
     record = result.result()
+    final = pace(record, time.time())
+    typer.echo("\r" + progress_bar(final))
     typer.echo(
-        f"\rsynced {source_id}: {record.scanned} files; documents indexed {record.indexed}, unchanged "
+        f"synced {source_id}: {record.scanned} files; documents indexed {record.indexed}, unchanged "
         f"{record.unchanged}, deleted {record.deleted}, failed {record.failed}; chunks embedded "
-        f"{record.embedded_chunks}"
+        f"{record.embedded_chunks}, reused {record.reused_chunks}"
     )
     for path, reason in record.failures.items():
         typer.echo(f"  failed {path}: {reason}", err=True)
+    if record.failed > len(record.failures):
+        typer.echo(f"  ... and {record.failed - len(record.failures)} more failures", err=True)
     return 1 if record.failed else 0
+
+
+PROGRESS_EVERY_S = 0.5
+BAR_WIDTH = 24
+
+
+def progress_bar(progress: SyncProgress) -> str:
+    """[#########---------] 120/500 files · 340 docs · 1,204 chunks · 45.2 chunks/s · ETA 0:12"""
+    record = progress.record
+    total = record.changed_files
+    filled = BAR_WIDTH if not total else BAR_WIDTH * min(record.files_done, total) // total
+    if record.status != "running":
+        timing = f"took {_clock(progress.elapsed_s)}"
+    else:
+        timing = "ETA " + ("--:--" if progress.eta_s is None else _clock(progress.eta_s))
+    documents = record.indexed + record.unchanged
+    chunks = record.embedded_chunks + record.reused_chunks
+    return (
+        f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {record.files_done}/{total} files · "
+        f"{documents:,} docs · {chunks:,} chunks · {progress.chunks_per_s:.1f} chunks/s · "
+        f"{progress.documents_per_s:.1f} docs/s · {timing}"
+    )
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -84,8 +84,10 @@ class SourceSyncWorkflow:
     def _planned(self, plan: SyncPlan) -> None:
         self._record.scanned = plan.scanned
         self._record.unchanged = plan.unchanged
-        self._record.failures.update(plan.unreadable)
-        self._record.failed = len(self._record.failures)
+        self._record.changed_files = plan.changed
+        self._record.add_failures(plan.unreadable)
+        # The plan lists only the first unreadable files; count them all.
+        self._record.failed += max(0, plan.unreadable_count - len(plan.unreadable))
         self._record.oldest_unsynced_ns = plan.oldest_unsynced_ns
 
     async def _index(self, request: SyncRequest, plan: SyncPlan) -> None:
@@ -94,7 +96,9 @@ class SourceSyncWorkflow:
 
         async def one(start: int) -> None:
             end = min(start + policies.SYNC_BATCH_FILES, plan.changed)
-            batch = FileBatch(request.tenant, request.source_id, plan.changed_key, start, end)
+            batch = FileBatch(
+                request.tenant, request.source_id, plan.changed_key, start, end, workflow.info().run_id
+            )
             async with slots:
                 result = await workflow.execute_child_workflow(
                     SourceBatchWorkflow.run,
@@ -107,15 +111,17 @@ class SourceSyncWorkflow:
         await asyncio.gather(*(one(start) for start in range(0, plan.changed, policies.SYNC_BATCH_FILES)))
 
     def _add(self, result: BatchResult) -> None:
+        """A finished batch's counts. Not saved until the sync ends: until then the registry's
+        live view adds the batches' own progress to the record saved after the plan."""
         record = self._record
+        record.files_done += result.files
         record.indexed += result.indexed
         # A touched file whose text did not change counts as unchanged, like an unchanged file.
         record.unchanged += result.unchanged
         record.deleted += result.removed
         record.embedded_chunks += result.embedded_chunks
         record.reused_chunks += result.reused_chunks
-        record.failures.update(result.failed)
-        record.failed = len(record.failures)
+        record.add_failures(result.failed)
 
     async def _save(self, request: SyncRequest) -> None:
         await workflow.execute_activity_method(

@@ -23,16 +23,16 @@ def test_ingest_of_a_missing_path_names_it(tmp_path: Path) -> None:
 
 
 def test_ingest_of_an_unsupported_file_names_the_supported_kinds(tmp_path: Path) -> None:
-    report = tmp_path / "report.pdf"
-    report.write_bytes(b"%PDF-1.4")
+    report = tmp_path / "report.xlsx"
+    report.write_bytes(b"PK")
     code, output = _run("ingest", str(report))
-    assert code == 2 and "report.pdf is not a supported file (.md, .txt)" in output
+    assert code == 2 and "report.xlsx is not a supported file (.txt, .md, .html" in output
 
 
 def test_ingest_of_a_folder_with_no_documents_says_so(tmp_path: Path) -> None:
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
     code, output = _run("ingest", str(tmp_path))
-    assert code == 2 and "no .md, .txt files under" in output
+    assert code == 2 and "no .txt, .md, .html, .htm, .pdf, .docx, .json, .jsonl files under" in output
 
 
 def test_ingest_when_temporal_is_down_names_the_address(tmp_path: Path) -> None:

@@ -118,6 +118,7 @@ async def test_cli_adds_schedules_syncs_and_lists_a_source(
     from typer.testing import CliRunner
 
     import keel.sources_cli as cli
+    from keel.source_control import schedule_id
 
     # A tenant of its own: the session's default tenant holds the demo corpus other tests ask about.
     settings = platform.settings.model_copy(update={"tenant": f"cli{uuid.uuid4().hex[:8]}"})
@@ -134,14 +135,17 @@ async def test_cli_adds_schedules_syncs_and_lists_a_source(
     added = await asyncio.to_thread(run, "add", str(root), "--every", "10m", "--exclude", "drafts/**")
     assert added.exit_code == 0, added.output
     tenant = settings.tenant
-    schedule = await temporal_env.client.get_schedule_handle(cli.schedule_id(tenant, "wiki")).describe()
+    schedule = await temporal_env.client.get_schedule_handle(schedule_id(tenant, "wiki")).describe()
     assert schedule.schedule.spec.intervals[0].every.total_seconds() == 600
 
     synced = await asyncio.to_thread(run, "sync", "wiki")
     assert synced.exit_code == 1  # broken.pdf failed, and says so
     assert "documents indexed 5" in synced.output and "broken.pdf" in synced.output
+    # The progress bar's last state: every changed file done, with the pace and the time taken.
+    assert "[########################] 5/5 files · 5 docs ·" in synced.output
+    assert "chunks/s ·" in synced.output and "took 0:" in synced.output
     listed = await asyncio.to_thread(run, "list")
     assert "wiki" in listed.output and "last sync completed" in listed.output
     missing = await asyncio.to_thread(run, "sync", "nope")
     assert missing.exit_code == 2 and "no source 'nope'" in missing.output
-    await temporal_env.client.get_schedule_handle(cli.schedule_id(tenant, "wiki")).delete()
+    await temporal_env.client.get_schedule_handle(schedule_id(tenant, "wiki")).delete()
