@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import permanent_errors
 from ingestion.entities import entity_key, extract_entities
+from keel.citations import stamp_versions
 from keel.domain import (
     Candidate,
     Draft,
@@ -25,13 +26,14 @@ from keel.domain import (
     RetrieveInput,
     RetrieveOutput,
 )
-from keel.models import AnswerProvider, Generation, ModelError, Passage
+from keel.models import AnswerProvider, Citation, Generation, ModelError, Passage
 from keel.models.base import is_multi_hop
 from keel.models.grounding import assess
 from keel.settings import Settings
 from keel.tracing import StepTracer
 from retrieval.encoders import DenseEncoder
 from retrieval.fusion import reciprocal_rank_fusion
+from retrieval.graph_store import GraphStore
 from retrieval.pipeline import Retriever, pipeline_named
 from retrieval.types import ScoredChunk
 from retrieval.vector_store import VectorStore
@@ -50,6 +52,10 @@ def _ids(chunks: Sequence[ScoredChunk]) -> list[str]:
     return [c.chunk_id for c in chunks]
 
 
+def _passages(chunks: Sequence[ScoredChunk]) -> list[Passage]:
+    return [Passage(c.document_id, c.chunk_id, c.title, c.text) for c in chunks]
+
+
 class AgentActivities:
     """Built once by the worker with its clients; methods run in the worker's thread pool."""
 
@@ -57,6 +63,7 @@ class AgentActivities:
         self,
         settings: Settings,
         vectors: VectorStore,
+        graph: GraphStore,
         retriever: Retriever,
         dense: DenseEncoder,
         provider: AnswerProvider,
@@ -64,6 +71,7 @@ class AgentActivities:
     ) -> None:
         self._settings = settings
         self._vectors = vectors
+        self._graph = graph
         self._retriever = retriever
         self._pipeline = pipeline_named(settings.retrieval.pipeline)
         self._dense = dense
@@ -144,7 +152,8 @@ class AgentActivities:
     @permanent_errors()
     def generate(self, inp: GenerateInput) -> Draft:
         with self._tracer.observe(_task_id(), _key("generate"), "generate", "generation", asdict(inp)) as obs:
-            passages = self._passages(inp.tenant, inp.passages)
+            chunks = self._chunks(inp.tenant, inp.passages)
+            passages = _passages(chunks)
             try:
                 gen = self._provider.generate(inp.question, passages)
             except ModelError as err:
@@ -156,8 +165,9 @@ class AgentActivities:
                 gen.input_tokens * models.cost_per_1k_input_tokens
                 + gen.output_tokens * models.cost_per_1k_output_tokens
             ) / 1000
+            citations = self._stamped(inp.tenant, gen.citations, chunks)
             draft = Draft(
-                gen.answer, gen.citations, gen.model, gen.input_tokens, gen.output_tokens, round(cost, 6)
+                gen.answer, citations, gen.model, gen.input_tokens, gen.output_tokens, round(cost, 6)
             )
             obs.update(
                 output=asdict(draft),
@@ -171,16 +181,24 @@ class AgentActivities:
             )
             return draft
 
-    def _passages(self, tenant: str, candidates: Sequence[Candidate]) -> list[Passage]:
-        chunks = self._vectors.get_chunks(tenant, [c.chunk_id for c in candidates])
-        return [Passage(c.document_id, c.chunk_id, c.title, c.text) for c in chunks]
+    def _chunks(self, tenant: str, candidates: Sequence[Candidate]) -> list[ScoredChunk]:
+        return self._vectors.get_chunks(tenant, [c.chunk_id for c in candidates])
+
+    def _stamped(
+        self, tenant: str, citations: Sequence[Citation], chunks: Sequence[ScoredChunk]
+    ) -> list[Citation]:
+        """The citations with the document version each quote was read from: one graph read."""
+        if not citations:
+            return []
+        documents = self._graph.documents(tenant, [c.document_id for c in citations])
+        return stamp_versions(citations, {c.chunk_id: c.version for c in chunks}, documents)
 
     @activity.defn(name="agent.grade")
     @permanent_errors()
     def grade(self, inp: GradeInput) -> GradeOutput:
         agent = self._settings.agent
         with self._tracer.observe(_task_id(), _key("grade"), "grade", "evaluator", asdict(inp)) as obs:
-            passages = self._passages(inp.tenant, inp.passages)
+            passages = _passages(self._chunks(inp.tenant, inp.passages))
             draft = Generation(inp.draft.answer, inp.draft.citations, inp.draft.model)
             grounding = assess(inp.question, draft, passages, self._dense.encode_documents)
             weak = grounding.score < agent.grounding_threshold

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,14 +12,23 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import permanent_errors
 from ingestion.chunking import chunk_text
-from ingestion.indexer import content_version, embedded_text, prepare_documents, write_document
+from ingestion.indexer import (
+    DocumentWrite,
+    content_version,
+    embedded_text,
+    prepare_documents,
+    write_documents,
+)
 from keel.blobs import BlobNotFoundError, BlobStore
-from keel.domain import DocumentRef, IndexedDocument
+from keel.domain import DeleteDocument, DocumentRef, IndexedDocument
 from keel.settings import Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.graph_store import GraphStore, Provenance
 from retrieval.types import SourceDocument, chunk_id_for
 from retrieval.vector_store import VectorStore
+
+# Texts per encoder call between heartbeats: a few seconds of work on 2 cores.
+ENCODE_SLICE = 256
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,21 @@ class IngestionActivities:
         origin = Provenance(ref.source, "", content_version(title, text), time.time_ns())
         return self.index_text(ref.tenant, ref.document_id, title, text, origin)
 
+    @activity.defn(name="ingest.delete_document")
+    @permanent_errors()
+    def delete_document(self, request: DeleteDocument) -> bool:
+        """Remove a document from both stores, with the entities only it mentioned.
+
+        Idempotent; returns whether there was anything to remove.
+        """
+        tenant, document_id = request.tenant, request.document_id
+        existed = self._graph.document(tenant, document_id) is not None or bool(
+            self._vectors.count(tenant, document_id)
+        )
+        self._vectors.delete_document(tenant, document_id)
+        self._graph.delete_document(tenant, document_id)
+        return existed
+
     def index_text(
         self, tenant: str, document_id: str, title: str, text: str, provenance: Provenance
     ) -> IndexedDocument:
@@ -88,8 +113,8 @@ class IngestionActivities:
 
         Idempotent: deterministic point ids, MERGE in the graph, stale chunks removed.
         Returns one entry per text, in order: None for a text with nothing to index.
-        `heartbeat` is called once the embedding, the slow part, is done: a caller whose
-        heartbeats carry resume details passes its own.
+        `heartbeat` is called as the embedding, the slow part, goes: a caller whose heartbeats
+        carry resume details passes its own.
         """
         cfg = self._settings.retrieval
         results: list[IndexedDocument | None] = [None] * len(texts)
@@ -101,7 +126,9 @@ class IngestionActivities:
                 continue
             version = content_version(item.title, item.text)
             stored = self._graph.document(tenant, item.document_id)
-            stored_chunks = self._vectors.count(tenant, item.document_id) if stored else 0
+            # Counted even without a Document node: a crash between the two stores' writes
+            # leaves points only, which this write must replace.
+            stored_chunks = self._vectors.count(tenant, item.document_id)
             if stored and stored.get("version") == version and stored_chunks == len(pieces):
                 # Same text: no embedding, no write; only a new file hash (a re-saved file) is
                 # noted, so the next sync does not look at the file again.
@@ -110,7 +137,7 @@ class IngestionActivities:
                 results[position] = IndexedDocument(item.document_id, version, len(pieces), 0, 0)
                 continue
             known.update(self._stored_vectors(tenant, item.document_id, stored_chunks))
-            changed.append((position, bool(stored)))
+            changed.append((position, bool(stored) or stored_chunks > 0))
         if not changed:
             return results
         prepared = prepare_documents(
@@ -121,20 +148,34 @@ class IngestionActivities:
             cfg.chunk_chars,
             cfg.chunk_overlap_chars,
             known_vectors=known,
+            encode=functools.partial(self._encode_with_heartbeats, heartbeat=heartbeat),
         )
-        heartbeat()
-        for (position, replacing), doc in zip(changed, prepared, strict=True):
-            origin = texts[position].provenance
-            removed = write_document(tenant, doc, self._vectors, self._graph, replacing, origin)
+        writes = [
+            DocumentWrite(doc, replacing, texts[position].provenance)
+            for (position, replacing), doc in zip(changed, prepared, strict=True)
+        ]
+        removed = write_documents(tenant, writes, self._vectors, self._graph)
+        for (position, _), doc, dropped in zip(changed, prepared, removed, strict=True):
             results[position] = IndexedDocument(
                 doc.document_id,
                 doc.version,
                 len(doc.records),
                 doc.entity_count,
-                removed_chunks=removed,
+                removed_chunks=dropped,
                 embedded_chunks=len(doc.records) - doc.reused_vectors,
             )
         return results
+
+    def _encode_with_heartbeats(
+        self, texts: Sequence[str], heartbeat: Callable[[], None]
+    ) -> list[list[float]]:
+        """Embed in slices, with a heartbeat after each: one huge file (a 500-page PDF) must not
+        go quiet for longer than the heartbeat timeout, which is what detects a dead worker."""
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), ENCODE_SLICE):
+            vectors.extend(self._dense.encode_documents(texts[start : start + ENCODE_SLICE]))
+            heartbeat()
+        return vectors
 
     def _stored_vectors(self, tenant: str, document_id: str, count: int) -> dict[str, list[float]]:
         """Embedded text -> stored vector of the document's current chunks: an edit re-embeds

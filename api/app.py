@@ -11,10 +11,12 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import AppState
-from api.routers import documents, health, reviews, tasks
+from api.routers import documents, health, reviews, sources, tasks
 from keel.blobs import BlobStore
 from keel.settings import Settings
 from keel.tracing import LocalTraceStore, make_redis
+from retrieval.graph_store import GraphStore
+from retrieval.types import StoreUnavailableError
 
 
 def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
@@ -25,6 +27,8 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         from keel.temporal import connect
 
         client = temporal or await connect(settings)
+        # The graph client talks to FalkorDB at once: built first, so a failure leaks nothing.
+        graph = GraphStore(settings.falkordb_url, prefix=settings.falkordb.graph_prefix)
         redis_client = make_redis(settings.falkordb_url)
         app.state.keel = AppState(
             settings=settings,
@@ -32,10 +36,12 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
             blobs=BlobStore(settings.blob_dir),
             redis=redis_client,
             traces=LocalTraceStore(redis_client),
+            graph=graph,
         )
         try:
             yield
         finally:
+            graph.close()
             redis_client.close()
 
     app = FastAPI(
@@ -44,7 +50,7 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         description="Agentic RAG tasks with durable human review, cited answers and per-step traces.",
         lifespan=lifespan,
     )
-    for router in (health.router, documents.router, tasks.router, reviews.router):
+    for router in (health.router, documents.router, sources.router, tasks.router, reviews.router):
         app.include_router(router)
 
     @app.exception_handler(RPCError)
@@ -57,5 +63,10 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         ):
             return JSONResponse({"detail": f"Temporal is unavailable: {err.message}"}, status_code=503)
         return JSONResponse({"detail": f"Temporal refused the request: {err.message}"}, status_code=502)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_unavailable(request: Request, err: StoreUnavailableError) -> JSONResponse:
+        # As for Temporal: a store that is down is not the client's mistake, and may come back.
+        return JSONResponse({"detail": str(err)}, status_code=503)
 
     return app

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from keel.blobs import BlobStore
 from keel.settings import Settings
 from keel.tracing import LocalTraceStore
+from retrieval.graph_store import GraphStore
 
 
 @dataclass
@@ -21,6 +22,7 @@ class AppState:
     blobs: BlobStore
     redis: redis.Redis
     traces: LocalTraceStore
+    graph: GraphStore  # reads only: whether cited documents changed since a task read them
 
 
 def _state(request: Request) -> AppState:
@@ -39,5 +41,10 @@ def _settings(state: State) -> Settings:
     return state.settings
 
 
+def _graph(state: State) -> GraphStore:
+    return state.graph
+
+
 TemporalClient = Annotated[Client, Depends(_temporal)]
 KeelSettings = Annotated[Settings, Depends(_settings)]
+Graph = Annotated[GraphStore, Depends(_graph)]

@@ -35,6 +35,11 @@ class DocumentAccepted(BaseModel):
     ingestion_id: str
 
 
+class DocumentDeleted(BaseModel):
+    id: str
+    deleted: bool
+
+
 class DocumentOut(BaseModel):
     id: str
     status: Literal["pending", "indexed", "failed"]
@@ -65,6 +70,12 @@ class CitationOut(BaseModel):
     document_id: str
     chunk_id: str
     quote: str
+    version: str = Field(description="Content version of the document the quote was read from")
+    file_hash: str = Field(description="Hash of the file (or upload) of that version; empty if unknown")
+    modified_at: str | None = Field(description="That file's modification time (ISO 8601, UTC)")
+    stale: bool = Field(description="The document changed or was deleted since the task cited it")
+    stale_reason: Literal["", "changed", "deleted"]
+    current_version: str | None = Field(description="The document's version now; null once deleted")
 
 
 class ReviewOut(BaseModel):
@@ -83,6 +94,7 @@ class ReviewOut(BaseModel):
 class TaskResultOut(BaseModel):
     answer: str | None
     citations: list[CitationOut]
+    stale: bool = Field(description="Any citation is stale: checked when the task is read")
     review: ReviewOut | None
     grounding: float
     rounds: int
@@ -156,3 +168,55 @@ class TraceOut(BaseModel):
     task_id: str
     trace_id: str
     observations: list[ObservationOut]
+
+
+# --- sources ------------------------------------------------------------------------------
+
+
+class SourceIn(BaseModel):
+    path: str = Field(min_length=1, description="A folder on the machine the workers run on")
+    id: str = Field(default="", description="Omit to use the folder's name")
+    every: str = Field(default="", description='Sync interval like "10m"; omit to sync only on demand')
+    include: list[str] = Field(default_factory=list, description="Globs of files to index; omit for all")
+    exclude: list[str] = Field(default_factory=list)
+    json_text_field: str = "text"
+
+
+class SyncOut(BaseModel):
+    """A source's last (or running) sync: its counts, live while it runs, and its pace."""
+
+    run_id: str
+    status: Literal["never", "running", "completed", "failed"]
+    started_at: str
+    finished_at: str
+    scanned: int
+    changed_files: int
+    files_done: int
+    indexed: int
+    unchanged: int
+    deleted: int
+    failed: int
+    embedded_chunks: int
+    reused_chunks: int
+    failures: dict[str, str] = Field(description="path -> reason, the first 100")
+    index_lag_s: float | None = Field(description="Age, when the sync started, of the oldest change it found")
+    elapsed_s: float
+    chunks_per_s: float
+    documents_per_s: float
+    eta_s: float | None
+
+
+class SourceOut(BaseModel):
+    id: str
+    root: str
+    include: list[str]
+    exclude: list[str]
+    every_s: int
+    json_text_field: str
+    last_sync: SyncOut
+
+
+class SyncStarted(BaseModel):
+    source_id: str
+    workflow_id: str
+    run_id: str

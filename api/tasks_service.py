@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -15,8 +17,10 @@ from temporalio.client import (
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.schemas import TaskOut, TaskResultOut
-from keel.domain import TaskResult
+from api.schemas import CitationOut, ReviewOut, TaskOut, TaskResultOut
+from keel.citations import staleness
+from keel.domain import Citation, TaskResult
+from retrieval.graph_store import GraphStore
 
 TASK_PREFIX = "task-"
 KEEL_STATUS = SearchAttributeKey.for_keyword("KeelStatus")
@@ -25,6 +29,7 @@ _FAILED = {
     WorkflowExecutionStatus.TERMINATED,
     WorkflowExecutionStatus.TIMED_OUT,
 }
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # What `GET /v1/tasks?status=` asks Temporal's visibility for.
 STATUS_QUERIES = {
@@ -59,31 +64,66 @@ async def describe(client: Client, task_id: str) -> WorkflowExecutionDescription
         raise
 
 
-async def task_view(client: Client, execution: WorkflowExecution, with_result: bool) -> TaskOut:
+async def task_view(client: Client, execution: WorkflowExecution) -> TaskOut:
+    """A task's status and step, without its result (what lists show)."""
     memo: Mapping[str, Any] = await execution.memo()
     status = task_status(execution)
-    view = TaskOut(id=execution.id, question=memo.get("question"), status=status, step=memo.get("step"))  # type: ignore[arg-type]
-    if not with_result:
-        return view
+    return TaskOut(id=execution.id, question=memo.get("question"), status=status, step=memo.get("step"))  # type: ignore[arg-type]
+
+
+async def task_detail(
+    client: Client, execution: WorkflowExecution, graph: GraphStore, tenant: str
+) -> TaskOut:
+    """A task with its result, whose citations are checked against the documents as they are now."""
+    view = await task_view(client, execution)
     handle = client.get_workflow_handle(execution.id, run_id=execution.run_id, result_type=TaskResult)
-    if status in ("completed", "rejected"):
-        result = await handle.result()
-        view.result = TaskResultOut.model_validate(
-            {
-                "answer": result.answer,
-                "citations": [vars(c) for c in result.citations],
-                "review": vars(result.review) if result.review else None,
-                "grounding": result.grounding,
-                "rounds": result.rounds,
-                "model": result.model,
-            }
-        )
-    elif status == "failed":
+    if view.status in ("completed", "rejected"):
+        view.result = await result_view(await handle.result(), graph, tenant)
+    elif view.status == "failed":
         try:
             await handle.result()
         except WorkflowFailureError as err:
             view.reason = root_cause(err)
     return view
+
+
+async def result_view(result: TaskResult, graph: GraphStore, tenant: str) -> TaskResultOut:
+    """The result with each citation's staleness: one graph read for all cited documents.
+
+    Checked on every read and never stored: a document may change at any time after the task.
+    """
+    cited = [c.document_id for c in result.citations]
+    current = await asyncio.to_thread(graph.documents, tenant, cited) if cited else {}
+    citations = [_citation_view(c, current.get(c.document_id)) for c in result.citations]
+    return TaskResultOut(
+        answer=result.answer,
+        citations=citations,
+        stale=any(c.stale for c in citations),
+        review=ReviewOut.model_validate(vars(result.review)) if result.review else None,
+        grounding=result.grounding,
+        rounds=result.rounds,
+        model=result.model,
+    )
+
+
+def _citation_view(citation: Citation, current: Mapping[str, Any] | None) -> CitationOut:
+    reason = staleness(citation.version, current)
+    return CitationOut(
+        document_id=citation.document_id,
+        chunk_id=citation.chunk_id,
+        quote=citation.quote,
+        version=citation.version,
+        file_hash=citation.file_hash,
+        modified_at=_iso_time(citation.modified_ns),
+        stale=bool(reason),
+        stale_reason=reason,
+        current_version=str(current.get("version") or "") if current is not None else None,
+    )
+
+
+def _iso_time(ns: int) -> str | None:
+    # From whole microseconds: float seconds would round a nanosecond time.
+    return (_EPOCH + timedelta(microseconds=ns // 1000)).isoformat() if ns else None
 
 
 def root_cause(err: BaseException) -> str:

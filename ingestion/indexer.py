@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ingestion.chunking import chunk_text
@@ -104,6 +104,7 @@ def prepare_documents(
     overlap_chars: int,
     name_finder: NameFinder | None = None,
     known_vectors: Mapping[str, Sequence[float]] | None = None,
+    encode: Callable[[Sequence[str]], list[list[float]]] | None = None,
 ) -> list[PreparedDocument]:
     """Chunk, embed (one batch for all documents) and extract entities.
 
@@ -111,6 +112,7 @@ def prepare_documents(
     e.g. the subjects of the other documents of the corpus (entity linking).
     `known_vectors` maps embedded texts (`embedded_text`) to vectors already stored: those
     chunks are not embedded again, which is what makes an edit cost only its changed chunks.
+    `encode` replaces `dense.encode_documents`, e.g. to heartbeat between slices of a long list.
     A document with no text is skipped: the caller decides whether that is an error.
     """
     known = known_vectors or {}
@@ -122,7 +124,7 @@ def prepare_documents(
     ]
     # Each distinct new text once: a boilerplate paragraph repeated across files is embedded once.
     missing = list(dict.fromkeys(t for t in texts if t not in known))
-    fresh = dict(zip(missing, dense.encode_documents(missing), strict=True))
+    fresh = dict(zip(missing, (encode or dense.encode_documents)(missing), strict=True))
     vectors = iter([list(known[t]) if t in known else fresh[t] for t in texts])
     prepared = []
     for doc, pieces in zip(documents, pieces_of, strict=True):
@@ -185,12 +187,39 @@ def write_document(
     provenance: Provenance | None = None,
 ) -> int:
     """Upsert into both stores and drop the document's stale chunks; returns how many were dropped."""
-    vectors.upsert(doc.records)
-    keep = [r.chunk_id for r in doc.records]
-    removed = (vectors.count(tenant, doc.document_id) - len(keep)) if replacing else 0
-    vectors.delete_document(tenant, doc.document_id, keep_chunk_ids=keep)
-    write_graph(tenant, doc, graph, provenance)
-    return max(0, removed)
+    [removed] = write_documents(tenant, [DocumentWrite(doc, replacing, provenance)], vectors, graph)
+    return removed
+
+
+@dataclass(frozen=True)
+class DocumentWrite:
+    doc: PreparedDocument
+    replacing: bool  # chunks of an earlier version may be stored: drop those past the new end
+    provenance: Provenance | None = None
+
+
+def write_documents(
+    tenant: str, writes: Sequence[DocumentWrite], vectors: VectorStore, graph: GraphStore
+) -> list[int]:
+    """`write_document` for many documents, their vectors in one upsert (one flush, not one each).
+
+    Vectors go first: a crash before a document's graph write leaves its points without a
+    Document node, which the next attempt sees as a document to replace.
+    Returns, per write, how many stale chunks were dropped.
+    """
+    vectors.upsert([record for write in writes for record in write.doc.records])
+    removed = []
+    for write in writes:
+        dropped = 0
+        if write.replacing:
+            keep = [r.chunk_id for r in write.doc.records]
+            # Chunk ids are positions: more stored than written means the old tail is stale.
+            dropped = max(0, vectors.count(tenant, write.doc.document_id) - len(keep))
+            if dropped:
+                vectors.delete_document(tenant, write.doc.document_id, keep_chunk_ids=keep)
+        write_graph(tenant, write.doc, graph, write.provenance)
+        removed.append(dropped)
+    return removed
 
 
 def write_graph(

@@ -187,6 +187,12 @@ class IndexedDocument:
 
 
 @dataclass
+class DeleteDocument:
+    tenant: str
+    document_id: str
+
+
+@dataclass
 class IngestBatchInput:
     tenant: str
     documents: list[DocumentRef]

@@ -31,7 +31,7 @@ from retrieval.rerank import Reranker
 from retrieval.stores import make_dense_encoder, make_vector_store
 from workflows.agent import AgentWorkflow
 from workflows.agent_graph import AGENT_GRAPH, make_agent_graph
-from workflows.ingest import IngestBatchWorkflow, IngestDocumentWorkflow
+from workflows.ingest import DeleteDocumentWorkflow, IngestBatchWorkflow, IngestDocumentWorkflow
 from workflows.sources import SourceBatchWorkflow, SourceSyncWorkflow
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ WORKFLOWS = [
     AgentWorkflow,
     IngestDocumentWorkflow,
     IngestBatchWorkflow,
+    DeleteDocumentWorkflow,
     SourceSyncWorkflow,
     SourceBatchWorkflow,
 ]
@@ -91,7 +92,7 @@ def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | 
     registry_client = make_redis(settings.falkordb_url)
     stack.callback(registry_client.close)
     return Components(
-        agent=AgentActivities(settings, vectors, retriever, dense, provider, tracer),
+        agent=AgentActivities(settings, vectors, graph, retriever, dense, provider, tracer),
         ingestion=ingestion,
         sources=SourceActivities(ingestion, vectors, graph, blobs, SourceRegistry(registry_client)),
         reranker=reranker,
@@ -114,6 +115,7 @@ def make_worker(
             agent.grade,
             agent.finalize,
             ingestion.index_document,
+            ingestion.delete_document,
             sources.plan_sync,
             sources.index_files,
             sources.remove_documents,

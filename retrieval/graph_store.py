@@ -1,9 +1,14 @@
 """Document─Chunk─Entity graph in FalkorDB, one graph per tenant.
 
 Model: (:Document {id, title, version, chunks, source, path, file_hash, modified_ns})
--[:HAS_CHUNK]->(:Chunk {id, position, document_id})-[:MENTIONS]->(:Entity {key, name});
+-[:HAS_CHUNK]->(:Chunk {id, position, document_id})-[:MENTIONS {names, matches}]->(:Entity {key, name});
 (:Entity)-[:REL {kind, document_id}]->(:Entity);
-(:Document)-[:ABOUT]->(:Entity) for a document whose title names one entity (an article on it).
+(:Document)-[:ABOUT {names, matches}]->(:Entity) for a document whose title names the entity.
+
+Merge evidence: an edge's `names` are the surface forms its chunk (or title) reads the entity
+as, its `matches` the `merge_reason` of each against the entity's `name`, which is the
+`canonical_name` of every form on any of its edges. Both are settled after each write.
+
 All Cypher is parameterised; labels and relation kinds are fixed or from an allow-list.
 """
 
@@ -11,10 +16,10 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from falkordb import FalkorDB
 from redis.backoff import NoBackoff
@@ -23,12 +28,15 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from ingestion.entities import canonical_name, merge_reason
 from retrieval.types import (
     InvalidRequestError,
     StoreError,
     StoreUnavailableError,
     validate_tenant,
 )
+
+_K = TypeVar("_K", bound=Hashable)
 
 RELATION_KINDS = frozenset({"MENTIONS", "OWNS", "LEADS", "DEPENDS_ON", "MEMBER_OF", "RELATED_TO"})
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -82,22 +90,29 @@ MATCH (:Document {id: $doc})-[:HAS_CHUNK]->(c:Chunk {id: row.id})-[m:MENTIONS]->
 WHERE NOT e.key IN row.keys
 DELETE m
 """
+# Reasons stay while an edge's forms do (an unchanged re-upsert settles nothing); new forms get
+# theirs when the entity is settled.
 MERGE_MENTIONS = """
 UNWIND $mentions AS row
 MATCH (c:Chunk {id: row.chunk})
 MERGE (e:Entity {key: row.key})
-ON CREATE SET e.name = row.name
-MERGE (c)-[:MENTIONS]->(e)
+ON CREATE SET e.name = row.names[0]
+MERGE (c)-[m:MENTIONS]->(e)
+SET m.matches = CASE WHEN m.names = row.names THEN m.matches END
+SET m.names = row.names
 """
 REPLACE_ABOUT = """
 MATCH (d:Document {id: $doc})
-OPTIONAL MATCH (d)-[a:ABOUT]->(:Entity)
+OPTIONAL MATCH (d)-[a:ABOUT]->(e:Entity)
+WHERE NOT e.key IN [row IN $about | row.key]
 DELETE a
 WITH DISTINCT d
 UNWIND $about AS row
 MERGE (e:Entity {key: row.key})
-ON CREATE SET e.name = row.name
-MERGE (d)-[:ABOUT]->(e)
+ON CREATE SET e.name = row.names[0]
+MERGE (d)-[a:ABOUT]->(e)
+SET a.matches = CASE WHEN a.names = row.names THEN a.matches END
+SET a.names = row.names
 """
 DELETE_RELATIONS = """
 MATCH (:Entity)-[r:REL {document_id: $doc}]->(:Entity)
@@ -113,6 +128,24 @@ UNWIND $keys AS key
 MATCH (e:Entity {key: key})
 WHERE NOT ()-[:MENTIONS]->(e) AND NOT ()-[:ABOUT]->(e)
 DETACH DELETE e
+"""
+ENTITY_FORMS = """
+UNWIND $keys AS key
+MATCH (e:Entity {key: key})<-[r:MENTIONS|ABOUT]-()
+RETURN DISTINCT e.key, e.name, r.names, r.matches
+"""
+# Applied only while the entity's forms are still those the reasons were computed from: a
+# writer that changed them since settles them itself, after its own write.
+SETTLE_ENTITIES = """
+UNWIND $entities AS row
+MATCH (e:Entity {key: row.key})<-[r:MENTIONS|ABOUT]-()
+UNWIND r.names AS form
+WITH e, row, collect(DISTINCT form) AS forms
+WHERE size(forms) = size(row.forms) AND all(f IN forms WHERE f IN row.forms)
+SET e.name = row.name
+WITH e, row
+MATCH (e)<-[r:MENTIONS|ABOUT]-()
+SET r.matches = [n IN r.names | row.matches[[i IN range(0, size(row.forms) - 1) WHERE row.forms[i] = n][0]]]
 """
 DELETE_DOCUMENT = """
 MATCH (d:Document {id: $doc})
@@ -147,8 +180,19 @@ MATCH (:Chunk {id: id})-[:MENTIONS]->(e:Entity)
 RETURN DISTINCT e.key AS key
 ORDER BY key
 """
+ENTITY = """
+MATCH (e:Entity {key: $key})<-[r:MENTIONS|ABOUT]-(n)
+RETURN e.name, type(r) = 'ABOUT', CASE type(r) WHEN 'ABOUT' THEN n.id ELSE n.document_id END,
+       r.names, r.matches
+"""
 DOCUMENT = """
 MATCH (d:Document {id: $doc})
+RETURN d.id, d.title, d.version, d.chunks, d.source, d.path, d.file_hash, d.modified_ns
+"""
+DOCUMENT_FIELDS = ("id", "title", "version", "chunks", "source", "path", "file_hash", "modified_ns")
+DOCUMENTS = """
+UNWIND $ids AS id
+MATCH (d:Document {id: id})
 RETURN d.id, d.title, d.version, d.chunks, d.source, d.path, d.file_hash, d.modified_ns
 """
 COUNTS = """
@@ -183,6 +227,26 @@ class GraphRelation:
     target_key: str
     kind: str
     document_id: str
+
+
+@dataclass(frozen=True)
+class EntityContribution:
+    """What one document contributes to an entity: the forms it reads it as, and why each merged."""
+
+    document_id: str
+    forms: dict[str, str]  # surface form -> merge reason ("" until the entity is settled)
+    mentions: int  # chunks of the document that mention the entity
+    about: bool  # the document is about the entity (an ABOUT edge: its title names it)
+
+
+@dataclass(frozen=True)
+class GraphEntity:
+    """An entity with the evidence of its merge: who read it as what, and why that is one entity."""
+
+    key: str
+    name: str  # `canonical_name` of `names`
+    names: list[str]  # every surface form, sorted
+    documents: list[EntityContribution]  # by document id
 
 
 class GraphStore:
@@ -284,7 +348,9 @@ class GraphStore:
         chunk_rows = [
             {"id": c.chunk_id, "position": c.position, "keys": [k for k, _ in c.entities]} for c in chunks
         ]
-        mentions = [{"chunk": c.chunk_id, "key": k, "name": n} for c in chunks for k, n in c.entities]
+        read_as = _forms(((c.chunk_id, key), name) for c in chunks for key, name in c.entities)
+        mentions = [{"chunk": chunk, "key": key, "names": names} for (chunk, key), names in read_as.items()]
+        about_as = _forms(about)
         rels = [{"source": r.source_key, "target": r.target_key, "kind": r.kind} for r in relations]
         what = f"upsert of document {document_id!r}"
         origin = provenance or Provenance()
@@ -294,11 +360,18 @@ class GraphStore:
         self._run(tenant, what, MERGE_CHUNKS, {**doc, "chunks": chunk_rows})
         self._run(tenant, what, DELETE_STALE_MENTIONS, {**doc, "chunks": chunk_rows})
         self._run(tenant, what, MERGE_MENTIONS, {"mentions": mentions})
-        about_rows = [{"key": key, "name": name} for key, name in dict(about).items()]
+        about_rows = [{"key": key, "names": names} for key, names in about_as.items()]
         self._run(tenant, what, REPLACE_ABOUT, {**doc, "about": about_rows})
         self._run(tenant, what, DELETE_RELATIONS, doc)
         self._run(tenant, what, CREATE_RELATIONS, {**doc, "rels": rels})
         self._run(tenant, what, DELETE_ORPHAN_ENTITIES, {"keys": old_keys})
+        self._settle(tenant, what, sorted({*old_keys, *(key for _, key in read_as), *about_as}))
+
+    def _settle(self, tenant: str, what: str, keys: list[str]) -> None:
+        """Give the entities their canonical names and their edges the merge reasons of their forms."""
+        rows = self._run(tenant, what, ENTITY_FORMS, {"keys": keys})
+        if settlements := _settlements(rows):
+            self._run(tenant, what, SETTLE_ENTITIES, {"entities": settlements})
 
     def delete_document(self, tenant: str, document_id: str) -> None:
         """Remove the document, its chunks, its relations and the entities only it mentioned."""
@@ -310,6 +383,7 @@ class GraphStore:
         self._run(tenant, what, DELETE_DOCUMENT, doc)
         self._run(tenant, what, DELETE_RELATIONS, doc)
         self._run(tenant, what, DELETE_ORPHAN_ENTITIES, {"keys": old_keys})
+        self._settle(tenant, what, old_keys)
 
     def linked_documents(
         self, tenant: str, seed_chunk_ids: Sequence[str], limit: int, max_mentions: int = 20
@@ -338,6 +412,34 @@ class GraphStore:
             return []
         rows = self._read(tenant, "entities of chunks", ENTITY_KEYS_IN, {"ids": list(chunk_ids)})
         return [row[0] for row in rows]
+
+    def entity(self, tenant: str, key: str) -> GraphEntity | None:
+        """The entity with, per document it links, the forms that document reads and why they merged.
+
+        What answers "why are these documents linked?": each names the entity in a form that
+        normalises to the same key. None when no document mentions the key.
+        """
+        rows = self._read(tenant, f"read of entity {key!r}", ENTITY, {"key": key})
+        if not rows:
+            return None
+        forms: dict[str, dict[str, str]] = {}
+        mentions: dict[str, int] = {}
+        about: set[str] = set()
+        for _, is_about, doc, read, reasons in rows:
+            # An edge written before evidence was recorded has no forms; it still links.
+            read = read or []
+            forms.setdefault(doc, {}).update(zip(read, reasons or [""] * len(read), strict=True))
+            mentions.setdefault(doc, 0)
+            if is_about:
+                about.add(doc)
+            else:
+                mentions[doc] += 1
+        documents = [
+            EntityContribution(doc, dict(sorted(forms[doc].items())), mentions[doc], doc in about)
+            for doc in sorted(forms)
+        ]
+        names = sorted({name for contribution in documents for name in contribution.forms})
+        return GraphEntity(key, str(rows[0][0]), names, documents)
 
     def document(self, tenant: str, document_id: str) -> dict[str, Any] | None:
         """A stored document's properties (id, title, version, chunks and its provenance), or None."""
@@ -377,6 +479,14 @@ class GraphStore:
         with self._errors("close", "-"):
             self._db.connection.close()
 
+    def documents(self, tenant: str, document_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """`document` for many ids in one query: id -> properties; ids not stored are left out."""
+        ids = sorted(set(document_ids))
+        if not ids:
+            return {}
+        rows = self._read(tenant, f"read of {len(ids)} documents", DOCUMENTS, {"ids": ids})
+        return {str(row[0]): dict(zip(DOCUMENT_FIELDS, row, strict=True)) for row in rows}
+
 
 @dataclass(frozen=True)
 class Provenance:
@@ -394,6 +504,38 @@ class Provenance:
             "file_hash": self.file_hash,
             "modified_ns": self.modified_ns,
         }
+
+
+def _forms(pairs: Iterable[tuple[_K, str]]) -> dict[_K, list[str]]:
+    """The distinct names read for each key, in reading order."""
+    forms: dict[_K, list[str]] = {}
+    for key, name in pairs:
+        names = forms.setdefault(key, [])
+        if name not in names:
+            names.append(name)
+    return forms
+
+
+def _settlements(rows: list[list[Any]]) -> list[dict[str, Any]]:
+    """The entities of ENTITY_FORMS rows whose name or reasons are not what their forms make them."""
+    names: dict[str, str] = {}
+    edges: dict[str, list[tuple[list[str], list[str] | None]]] = {}
+    for key, name, forms, matches in rows:
+        names[key] = name
+        if forms:  # None on an edge written before evidence was recorded
+            edges.setdefault(key, []).append((forms, matches))
+    settlements = []
+    for key, readings in sorted(edges.items()):
+        forms = sorted({form for read, _ in readings for form in read})
+        canonical = canonical_name(forms)
+        reasons = {form: merge_reason(canonical, form) for form in forms}
+        if names[key] != canonical or any(
+            matches != [reasons[f] for f in read] for read, matches in readings
+        ):
+            settlements.append(
+                {"key": key, "name": canonical, "forms": forms, "matches": [reasons[f] for f in forms]}
+            )
+    return settlements
 
 
 def _check_document(

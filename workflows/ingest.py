@@ -12,7 +12,7 @@ from workflows import policies
 
 with workflow.unsafe.imports_passed_through():
     from activities.ingestion import IngestionActivities
-    from keel.domain import DocumentRef, IndexedDocument, IngestBatchInput, IngestBatchOutput
+    from keel.domain import DeleteDocument, DocumentRef, IndexedDocument, IngestBatchInput, IngestBatchOutput
 
 
 def document_workflow_id(tenant: str, document_id: str) -> str:
@@ -36,6 +36,21 @@ class IngestDocumentWorkflow:
             ref,
             start_to_close_timeout=policies.INDEX_DOCUMENT_TIMEOUT,
             heartbeat_timeout=policies.INDEX_DOCUMENT_HEARTBEAT,
+            retry_policy=policies.INDEX_DOCUMENT_RETRY,
+        )
+
+
+@workflow.defn
+class DeleteDocumentWorkflow:
+    """Removes a document from both stores. It runs under the document's workflow id, so it
+    supersedes an ingestion of that document still running, and its status is the document's."""
+
+    @workflow.run
+    async def run(self, request: DeleteDocument) -> bool:
+        return await workflow.execute_activity_method(
+            IngestionActivities.delete_document,
+            request,
+            start_to_close_timeout=policies.INDEX_DOCUMENT_TIMEOUT,
             retry_policy=policies.INDEX_DOCUMENT_RETRY,
         )
 

@@ -39,10 +39,12 @@ INDEX_DOCUMENT_RETRY = RetryPolicy(
 INGEST_CONCURRENCY = 4
 
 # Source syncs. The scan hashes every file (5,000 small files: under a second); index_files
-# works through one batch of files and heartbeats after each, so a crash resumes mid-batch.
+# works through one batch of files and heartbeats every few seconds (after each group of files
+# and each slice of texts embedded), so a dead worker is noticed within the heartbeat timeout
+# and the retry resumes mid-batch.
 SCAN_TIMEOUT = timedelta(minutes=30)
 INDEX_FILES_TIMEOUT = timedelta(hours=2)
-INDEX_FILES_HEARTBEAT = timedelta(minutes=2)
+INDEX_FILES_HEARTBEAT = timedelta(seconds=30)
 REMOVE_DOCUMENTS_TIMEOUT = timedelta(minutes=30)
 SYNC_STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

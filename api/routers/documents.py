@@ -1,4 +1,4 @@
-"""Documents: upload one for indexing, read its indexing status."""
+"""Documents: upload one for indexing, read its indexing status, delete it."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import KeelSettings, State, TemporalClient
-from api.schemas import DOCUMENT_ID_PATTERN, DocumentAccepted, DocumentIn, DocumentOut
+from api.schemas import DOCUMENT_ID_PATTERN, DocumentAccepted, DocumentDeleted, DocumentIn, DocumentOut
 from api.tasks_service import root_cause
-from keel.domain import DocumentRef, IndexedDocument
-from workflows.ingest import IngestDocumentWorkflow, document_workflow_id
+from keel.domain import DeleteDocument, DocumentRef, IndexedDocument
+from workflows.ingest import DeleteDocumentWorkflow, IngestDocumentWorkflow, document_workflow_id
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -50,6 +50,8 @@ async def get_document(document_id: str, client: TemporalClient, settings: KeelS
         if err.status == RPCStatusCode.NOT_FOUND:
             raise not_found from err
         raise
+    if description.workflow_type == DeleteDocumentWorkflow.__name__:
+        raise not_found  # deleted (or being deleted): the document's latest workflow removed it
     out = DocumentOut(id=document_id, status="pending", ingestion_id=description.run_id)
     if description.status == WorkflowExecutionStatus.RUNNING:
         return out
@@ -60,3 +62,27 @@ async def get_document(document_id: str, client: TemporalClient, settings: KeelS
         return out
     out.status, out.chunks, out.version = "indexed", indexed.chunks, indexed.version
     return out
+
+
+@router.delete("/{document_id}", response_model=DocumentDeleted)
+async def delete_document(
+    document_id: str, client: TemporalClient, settings: KeelSettings
+) -> DocumentDeleted:
+    """Remove the document from both stores now, with the entities only it mentioned.
+
+    A document that came from a registered source comes back at the next sync while its file
+    is still there: delete the file instead.
+    """
+    if not re.match(DOCUMENT_ID_PATTERN, document_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document with id {document_id!r}")
+    existed = await client.execute_workflow(
+        DeleteDocumentWorkflow.run,
+        DeleteDocument(settings.tenant, document_id),
+        id=document_workflow_id(settings.tenant, document_id),
+        task_queue=settings.temporal.task_queue,
+        # The document's own workflow id: a deletion supersedes an ingestion of it still running.
+        id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
+    )
+    if not existed:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document with id {document_id!r}")
+    return DocumentDeleted(id=document_id, deleted=True)

@@ -8,9 +8,9 @@ from fastapi import APIRouter, HTTPException, Query, status
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
-from api.deps import KeelSettings, State, TemporalClient
+from api.deps import Graph, KeelSettings, State, TemporalClient
 from api.schemas import ObservationOut, TaskAccepted, TaskIn, TaskList, TaskOut, TaskStatusLiteral, TraceOut
-from api.tasks_service import STATUS_QUERIES, TASK_PREFIX, describe, is_task_id, task_view
+from api.tasks_service import STATUS_QUERIES, TASK_PREFIX, describe, is_task_id, task_detail, task_view
 from keel.domain import TaskRequest
 from keel.tracing import trace_id_for
 from workflows.agent import KEEL_STATUS, KEEL_TENANT, AgentWorkflow
@@ -50,16 +50,16 @@ async def list_tasks(
         query += f" AND {STATUS_QUERIES[task_status]}"
     tasks = []
     async for execution in client.list_workflows(query, limit=limit):
-        tasks.append(await task_view(client, execution, with_result=False))
+        tasks.append(await task_view(client, execution))
     return TaskList(tasks=tasks)
 
 
 @router.get("/{task_id}", response_model=TaskOut)
-async def get_task(task_id: str, client: TemporalClient) -> TaskOut:
+async def get_task(task_id: str, client: TemporalClient, graph: Graph, settings: KeelSettings) -> TaskOut:
     description = await describe(client, task_id) if is_task_id(task_id) else None
     if description is None:
         raise _not_found(task_id)
-    return await task_view(client, description, with_result=True)
+    return await task_detail(client, description, graph, settings.tenant)
 
 
 @router.post("/{task_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=TaskOut)
@@ -67,7 +67,7 @@ async def cancel_task(task_id: str, client: TemporalClient) -> TaskOut:
     description = await describe(client, task_id) if is_task_id(task_id) else None
     if description is None:
         raise _not_found(task_id)
-    view = await task_view(client, description, with_result=False)
+    view = await task_view(client, description)
     if view.status not in ("running", "awaiting_review"):
         raise HTTPException(status.HTTP_409_CONFLICT, f"task {task_id} is already {view.status}")
     try:

@@ -30,6 +30,11 @@ class Citation:
     document_id: str
     chunk_id: str
     quote: str
+    # The document version the quote was read from, filled in by the generate step (providers
+    # leave them empty). Defaults keep histories recorded before these fields decodable.
+    version: str = ""  # content hash of the document's title and text
+    file_hash: str = ""  # of the file (or upload) that version came from
+    modified_ns: int = 0  # that file's modification time (an upload's: when it was indexed)
 
 
 @dataclass(frozen=True)

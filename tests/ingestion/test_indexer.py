@@ -19,7 +19,7 @@ from ingestion.indexer import (
 )
 from keel.settings import Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
-from retrieval.graph_store import GraphStore
+from retrieval.graph_store import EntityContribution, GraphEntity, GraphStore
 from retrieval.qdrant_edge_store import QdrantEdgeStore
 from retrieval.types import SourceDocument
 
@@ -185,3 +185,31 @@ def test_written_documents_are_linked_through_the_graph(
     assert vectors.count("acme", "anne") == 1
     stored = graph.document("acme", "anne")
     assert stored is not None and stored["chunks"] == 1
+
+
+@pytest.mark.integration
+def test_the_graph_says_why_two_documents_are_linked(
+    encoders: tuple[DenseEncoder, SparseEncoder], stores: tuple[QdrantEdgeStore, GraphStore]
+) -> None:
+    vectors, graph = stores
+    documents = [
+        SourceDocument("witham", "The Witham (river)", "The Witham flows past Lincoln to Boston."),
+        SourceDocument("port", "Port of Boston", "Ships reach the port along the Witham."),
+    ]
+    finder = NameFinder(alias for doc in documents for alias in title_aliases(doc.title))
+    dense, sparse = encoders
+    for doc in prepare_documents("acme", documents, dense, sparse, 200, 0, name_finder=finder):
+        write_document("acme", doc, vectors, graph, replacing=False)
+    # The port's passage names the Witham; the article about "The Witham" is the next hop...
+    links = graph.linked_documents("acme", ["port#0000"], limit=10)
+    assert [link.document_id for link in links] == ["witham"]
+    # ...because both normalise to one key: the article's title differs only by its article.
+    assert graph.entity("acme", "witham") == GraphEntity(
+        "witham",
+        "Witham",
+        ["The Witham", "Witham"],
+        [
+            EntityContribution("port", {"Witham": "exact"}, 1, False),
+            EntityContribution("witham", {"The Witham": "normalized: article", "Witham": "exact"}, 1, True),
+        ],
+    )

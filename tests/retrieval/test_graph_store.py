@@ -6,7 +6,15 @@ from collections.abc import Iterator
 import pytest
 
 from keel.services import free_port
-from retrieval.graph_store import GraphChunk, GraphLink, GraphRelation, GraphStore, Provenance
+from retrieval.graph_store import (
+    EntityContribution,
+    GraphChunk,
+    GraphEntity,
+    GraphLink,
+    GraphRelation,
+    GraphStore,
+    Provenance,
+)
 from retrieval.types import InvalidRequestError, StoreUnavailableError
 
 # What a document written without provenance records: an upload, no file.
@@ -278,6 +286,136 @@ def test_delete_document_removes_entities_only_it_was_about(graph: GraphStore) -
     )
 
 
+# --- Merge evidence: the forms each document reads an entity as, and why they are one entity ---
+
+
+def edge_evidence(graph: GraphStore, tenant: str) -> list[list[object]]:
+    """(edge type, key, names, matches) of every MENTIONS and ABOUT edge, sorted."""
+    cypher = "MATCH ()-[r:MENTIONS|ABOUT]->(e:Entity) RETURN type(r), e.key, r.names, r.matches"
+    return sorted(graph._run(tenant, "read evidence", cypher), key=repr)
+
+
+def kestrel_corpus(graph: GraphStore, tenant: str = "acme", order: tuple[str, ...] = ("a", "b", "k")) -> None:
+    """Three documents read Kestrel in four forms; "k" is the article about it."""
+    docs = {
+        "a": ([GraphChunk("a#0000", 0, [("kestrel", "The Kestrel"), ("kestrel", "Kestrel")])], []),
+        "b": ([GraphChunk("b#0000", 0, [("kestrel", "kestrel")]), GraphChunk("b#0001", 1, [])], []),
+        "k": ([GraphChunk("k#0000", 0, [("kestrel", "Kestrel")])], [("kestrel", "the  Kestrel")]),
+    }
+    for doc in order:
+        chunks, about = docs[doc]
+        graph.upsert_document(tenant, doc, doc.upper(), "v1", chunks, [], about=about)
+
+
+def test_edges_carry_the_forms_they_were_read_as_and_why_they_merged(graph: GraphStore) -> None:
+    kestrel_corpus(graph)
+    assert edge_evidence(graph, "acme") == [
+        ["ABOUT", "kestrel", ["the  Kestrel"], ["normalized: article"]],
+        ["MENTIONS", "kestrel", ["Kestrel"], ["exact"]],
+        ["MENTIONS", "kestrel", ["The Kestrel", "Kestrel"], ["normalized: article", "exact"]],
+        ["MENTIONS", "kestrel", ["kestrel"], ["normalized: case"]],
+    ]
+    assert graph.entity("acme", "kestrel") == GraphEntity(
+        "kestrel",
+        "Kestrel",
+        ["Kestrel", "The Kestrel", "kestrel", "the  Kestrel"],
+        [
+            EntityContribution("a", {"Kestrel": "exact", "The Kestrel": "normalized: article"}, 1, False),
+            EntityContribution("b", {"kestrel": "normalized: case"}, 1, False),
+            EntityContribution("k", {"Kestrel": "exact", "the  Kestrel": "normalized: article"}, 1, True),
+        ],
+    )
+    assert graph.entity("acme", "osprey") is None
+    assert graph.entity("globex", "kestrel") is None
+    assert not graph._db.connection.exists(graph.graph_name("globex"))  # the read created no graph
+
+
+def test_evidence_does_not_depend_on_the_order_documents_are_written_in(graph: GraphStore) -> None:
+    kestrel_corpus(graph, "acme", order=("a", "b", "k"))
+    kestrel_corpus(graph, "globex", order=("k", "b", "a"))
+    # b first: the entity is created as "kestrel", then renamed once "Kestrel" is read.
+    kestrel_corpus(graph, "initech", order=("b", "k", "a"))
+    assert (
+        graph.entity("acme", "kestrel")
+        == graph.entity("globex", "kestrel")
+        == graph.entity("initech", "kestrel")
+    )
+    assert edge_evidence(graph, "acme") == edge_evidence(graph, "globex") == edge_evidence(graph, "initech")
+
+
+def test_an_update_replaces_the_documents_contribution_and_its_evidence(graph: GraphStore) -> None:
+    old = [
+        GraphChunk("a#0000", 0, [("kestrel", "Kestrel"), ("osprey", "Osprey")]),
+        GraphChunk("a#0001", 1, [("kestrel", "Kestrel"), ("team aurora", "Team  Aurora")]),
+    ]
+    rels = [GraphRelation("team aurora", "kestrel", "OWNS", "a")]
+    graph.upsert_document("acme", "a", "A", "v1", old, rels, about=[("osprey", "Osprey")])
+    graph.upsert_document("acme", "b", "B", "v1", [GraphChunk("b#0000", 0, [("kestrel", "The Kestrel")])], [])
+    before = graph.entity("acme", "kestrel")
+    assert before is not None
+    assert [(c.document_id, c.forms) for c in before.documents] == [
+        ("a", {"Kestrel": "exact"}),
+        ("b", {"The Kestrel": "normalized: article"}),
+    ]
+
+    # New text: a#0000 now reads Wayfinder, a#0001 is gone, the document is about Wayfinder.
+    new = [GraphChunk("a#0000", 0, [("wayfinder", "the Wayfinder")])]
+    graph.upsert_document("acme", "a", "A", "v2", new, [], about=[("wayfinder", "Wayfinder")])
+
+    # Kestrel keeps only b's evidence; with "Kestrel" gone, b's form is the name and matches exactly.
+    assert graph.entity("acme", "kestrel") == GraphEntity(
+        "kestrel",
+        "The Kestrel",
+        ["The Kestrel"],
+        [EntityContribution("b", {"The Kestrel": "exact"}, 1, False)],
+    )
+    # Entities only a's old text named are gone, with their relation and the ABOUT edge.
+    assert graph.entity("acme", "osprey") is None
+    assert graph.entity("acme", "team aurora") is None
+    assert graph.documents_about("acme", ["osprey"], limit=10) == []
+    assert graph.counts("acme") == {"documents": 2, "chunks": 2, "entities": 2, "mentions": 2, "relations": 0}
+    # No edge anywhere still carries a form from the old text.
+    assert edge_evidence(graph, "acme") == [
+        ["ABOUT", "wayfinder", ["Wayfinder"], ["exact"]],
+        ["MENTIONS", "kestrel", ["The Kestrel"], ["exact"]],
+        ["MENTIONS", "wayfinder", ["the Wayfinder"], ["normalized: article"]],
+    ]
+
+    # A kept chunk that reads a kept entity in a new form gets that form's reason, not the old one's.
+    graph.upsert_document("acme", "b", "B", "v2", [GraphChunk("b#0000", 0, [("kestrel", "KESTREL")])], [])
+    assert graph.entity("acme", "kestrel") == GraphEntity(
+        "kestrel", "KESTREL", ["KESTREL"], [EntityContribution("b", {"KESTREL": "exact"}, 1, False)]
+    )
+
+
+def test_deleting_a_document_resettles_the_entities_it_shared(graph: GraphStore) -> None:
+    kestrel_corpus(graph)
+    graph.delete_document("acme", "k")
+    graph.delete_document("acme", "a")
+    assert graph.entity("acme", "kestrel") == GraphEntity(
+        "kestrel", "kestrel", ["kestrel"], [EntityContribution("b", {"kestrel": "exact"}, 1, False)]
+    )
+    graph.delete_document("acme", "b")
+    assert graph.entity("acme", "kestrel") is None
+
+
+def test_edges_written_before_evidence_was_recorded_still_link(graph: GraphStore) -> None:
+    kestrel_corpus(graph)
+    graph._run("acme", "forget evidence", "MATCH ()-[r:MENTIONS|ABOUT]->() REMOVE r.names, r.matches")
+    legacy = graph.entity("acme", "kestrel")
+    assert legacy is not None
+    assert [(c.document_id, c.forms, c.mentions, c.about) for c in legacy.documents] == [
+        ("a", {}, 1, False),
+        ("b", {}, 1, False),
+        ("k", {}, 1, True),
+    ]
+    # Re-ingesting a document records its evidence again.
+    kestrel_corpus(graph, order=("b",))
+    settled = graph.entity("acme", "kestrel")
+    assert settled is not None
+    assert settled.documents[1] == EntityContribution("b", {"kestrel": "exact"}, 1, False)
+
+
 def test_drop_removes_the_tenants_graph(graph: GraphStore) -> None:
     bridge_corpus(graph)
     graph.upsert_document("globex", "g", "G", "v1", [GraphChunk("g#0000", 0, [("x", "X")])], [])
@@ -314,3 +452,15 @@ def test_provenance_is_stored_and_documents_are_listed_by_source(graph: GraphSto
     ]
     assert graph.source_documents("acme", "upload") == [("c", "", "")]
     assert graph.source_documents("globex", "handbook") == []
+
+
+def test_documents_reads_many_in_one_call_and_leaves_out_missing_ids(graph: GraphStore) -> None:
+    assert graph.documents("acme", ["a"]) == {}  # no graph yet: the read must not create one
+    assert not graph._db.connection.exists(graph.graph_name("acme"))
+    origin = Provenance(source="handbook", path="a.md", file_hash="hash-a", modified_ns=7)
+    graph.upsert_document("acme", "a", "A", "v1", [GraphChunk("a#0000", 0, [])], [], provenance=origin)
+    graph.upsert_document("acme", "b", "B", "v2", [GraphChunk("b#0000", 0, [])], [])
+    found = graph.documents("acme", ["b", "a", "gone", "a"])
+    assert found == {"a": graph.document("acme", "a"), "b": graph.document("acme", "b")}
+    assert (found["a"]["version"], found["a"]["file_hash"], found["a"]["modified_ns"]) == ("v1", "hash-a", 7)
+    assert graph.documents("acme", []) == {}

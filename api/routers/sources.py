@@ -1,0 +1,100 @@
+"""Sources: register a folder kept indexed by scheduled syncs, list them, sync one now."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+
+from api.deps import KeelSettings, State, TemporalClient
+from api.schemas import SourceIn, SourceOut, SyncOut, SyncStarted
+from keel.source_control import SourceInputError, new_spec, register, start_sync
+from keel.sources import SourceNotFoundError, SourceRegistry, SourceSpec, index_lag_s
+
+router = APIRouter(prefix="/v1/sources", tags=["sources"])
+
+
+def _registry(state: State) -> SourceRegistry:
+    return SourceRegistry(state.redis)
+
+
+Registry = Annotated[SourceRegistry, Depends(_registry)]
+
+
+def _view(registry: SourceRegistry, spec: SourceSpec) -> SourceOut:
+    progress = registry.live(spec.tenant, spec.source_id, time.time())
+    record = progress.record
+    sync = SyncOut.model_validate(
+        {
+            **asdict(record),
+            "index_lag_s": index_lag_s(record),
+            "elapsed_s": progress.elapsed_s,
+            "chunks_per_s": progress.chunks_per_s,
+            "documents_per_s": progress.documents_per_s,
+            "eta_s": progress.eta_s,
+        }
+    )
+    return SourceOut(
+        id=spec.source_id,
+        root=spec.root,
+        include=spec.include,
+        exclude=spec.exclude,
+        every_s=spec.every_s,
+        json_text_field=spec.json_text_field,
+        last_sync=sync,
+    )
+
+
+def _spec(registry: SourceRegistry, tenant: str, source_id: str) -> SourceSpec:
+    try:
+        return registry.get(tenant, source_id)
+    except SourceNotFoundError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no source with id {source_id!r}") from None
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SourceOut)
+async def add_source(
+    body: SourceIn, client: TemporalClient, settings: KeelSettings, registry: Registry
+) -> SourceOut:
+    """Register a folder (or replace its registration) and schedule its syncs."""
+    try:
+        spec = new_spec(
+            settings.tenant,
+            Path(body.path),
+            body.id,
+            body.every,
+            body.include,
+            body.exclude,
+            body.json_text_field,
+        )
+    except SourceInputError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
+    await register(client, registry, spec, settings.temporal.task_queue)
+    return _view(registry, spec)
+
+
+@router.get("", response_model=list[SourceOut])
+async def list_sources(settings: KeelSettings, registry: Registry) -> list[SourceOut]:
+    return [_view(registry, spec) for spec in registry.list(settings.tenant)]
+
+
+@router.get("/{source_id}", response_model=SourceOut)
+async def get_source(source_id: str, settings: KeelSettings, registry: Registry) -> SourceOut:
+    """The source with its last sync; while one runs, its counts so far, pace and ETA."""
+    return _view(registry, _spec(registry, settings.tenant, source_id))
+
+
+@router.post("/{source_id}/sync", status_code=status.HTTP_202_ACCEPTED, response_model=SyncStarted)
+async def sync_source(
+    source_id: str, client: TemporalClient, settings: KeelSettings, registry: Registry
+) -> SyncStarted:
+    """Sync now; a sync of this source already running is joined, not doubled."""
+    _spec(registry, settings.tenant, source_id)
+    try:
+        handle = await start_sync(client, registry, settings.tenant, source_id, settings.temporal.task_queue)
+    except SourceInputError as err:  # removed between the check and the start
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+    return SyncStarted(source_id=source_id, workflow_id=handle.id, run_id=handle.result_run_id or "")

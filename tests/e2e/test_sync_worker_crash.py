@@ -1,0 +1,131 @@
+"""A worker killed with SIGKILL mid-sync, then restarted, finishes with exactly the right points and nodes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from keel.domain import SyncRequest
+from keel.services import spawn, stop_process
+from keel.settings import Settings
+from keel.sources import SourceRegistry, SourceSpec, SyncRecord
+from keel.tracing import make_redis
+from retrieval.graph_store import GraphStore
+from retrieval.stores import make_vector_store
+from tests.helpers import eventually
+from workflows.sources import SourceSyncWorkflow
+
+pytestmark = [pytest.mark.integration]
+
+FILES = 200
+TEAMS = ["Aurora", "Basalt", "Cobalt", "Juniper", "Lantern", "Meridian", "Quill"]
+
+
+def write_notes(root: Path) -> None:
+    """Two-chunk notes that name shared teams: entities merged across documents, relations."""
+    root.mkdir()
+    for n in range(FILES):
+        team, other = TEAMS[n % len(TEAMS)], TEAMS[(n + 3) % len(TEAMS)]
+        body = " ".join(
+            f"Service Relay{n} is owned by Team {team} and depends on Gateway{n % 11}. "
+            f"Step {step}: when Relay{n} pages, the {team} on-call checks queue depth {n * step} "
+            f"and hands over to Team {other} if the backlog grows past {step * 100} items."
+            for step in range(1, 5)
+        )
+        (root / f"note-{n:04d}.md").write_text(f"# Relay{n} runbook\n\n{body}\n")
+
+
+def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return spawn([sys.executable, "-m", "keel.cli", "worker"], log, env)
+
+
+async def test_worker_killed_mid_sync_finishes_with_exact_counts(
+    tmp_path: Path, temporal_env: WorkflowEnvironment, falkordb_url: str, settings: Settings
+) -> None:
+    # Its own queue, data dir (Qdrant Edge) and graphs: the session worker must not take this work.
+    queue, prefix = f"synccrash-{uuid.uuid4().hex[:8]}", f"sc{uuid.uuid4().hex[:6]}"
+    own = Settings(
+        data_dir=tmp_path / "data",
+        temporal={"address": settings.temporal_address, "task_queue": queue},
+        falkordb={"url": falkordb_url, "graph_prefix": prefix},
+    )
+    env = {
+        **os.environ,
+        "KEEL_DATA_DIR": str(own.data_dir),
+        "KEEL_TEMPORAL__ADDRESS": own.temporal_address,
+        "KEEL_TEMPORAL__TASK_QUEUE": queue,
+        "KEEL_FALKORDB__URL": falkordb_url,
+        "KEEL_FALKORDB__GRAPH_PREFIX": prefix,
+        "HF_HUB_OFFLINE": "1",
+    }
+    root = tmp_path / "notes"
+    write_notes(root)
+    # Two tenants, one folder: "crashed" is synced through a kill, "clean" without one.
+    crashed, clean = "crashed", "clean"
+    redis_client = make_redis(falkordb_url)
+    registry = SourceRegistry(redis_client)
+    for tenant in (crashed, clean):
+        registry.add(SourceSpec("notes", tenant, str(root)))
+
+    async def start(tenant: str):  # type: ignore[no-untyped-def]
+        return await temporal_env.client.start_workflow(
+            SourceSyncWorkflow.run,
+            SyncRequest(tenant, "notes"),
+            id=f"sync-crash-{tenant}-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+            result_type=SyncRecord,
+        )
+
+    worker = _worker(env, tmp_path / "worker-1.log")
+    try:
+        handle = await start(crashed)
+
+        async def partly_done() -> bool:
+            record = registry.live(crashed, "notes", time.time()).record
+            assert record.status in ("never", "running"), "the sync ended before the worker was killed"
+            return record.status == "running" and 0 < record.files_done < FILES
+
+        await eventually(partly_done, 180, "the sync to be part-way through its files")
+        os.kill(worker.pid, signal.SIGKILL)
+        assert worker.wait(timeout=10) == -signal.SIGKILL
+        killed_at = registry.live(crashed, "notes", time.time()).record.files_done
+
+        # A new worker: the batch activities time out on their heartbeats and resume where
+        # their last heartbeat says; the workflows replay and go on.
+        worker = _worker(env, tmp_path / "worker-2.log")
+        record = await handle.result()
+        reference = await (await start(clean)).result()
+    finally:
+        stop_process(worker)
+        redis_client.close()
+
+    assert 0 < killed_at < FILES
+    assert (record.status, record.failed) == ("completed", 0)
+    assert record.files_done == record.changed_files == FILES
+    # A document written by the killed worker after its last heartbeat is written again by the
+    # retry, and then found unchanged: every document is counted once, as one or the other.
+    assert record.indexed + record.unchanged == FILES
+    assert (reference.indexed, reference.unchanged, reference.failed) == (FILES, 0, 0)
+
+    # Exactly the points and nodes of the clean sync: none missing, none doubled.
+    graph = GraphStore(falkordb_url, prefix=prefix)
+    vectors = make_vector_store(own)  # the worker has stopped: its Edge shard is free to open
+    try:
+        counts = graph.counts(crashed)
+        assert counts == graph.counts(clean)
+        assert counts["documents"] == FILES and counts["chunks"] >= 2 * FILES and counts["relations"] > 0
+        assert vectors.count(crashed) == vectors.count(clean) == counts["chunks"]
+        for n in range(0, FILES, 37):
+            document_id = f"note-{n:04d}"
+            assert vectors.count(crashed, document_id) == vectors.count(clean, document_id) >= 2
+    finally:
+        vectors.close()
+        graph.close()
