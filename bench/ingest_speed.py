@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import re
+import signal
 import statistics
 import sys
 import tempfile
@@ -469,6 +470,10 @@ async def measure(args: argparse.Namespace, directory: Path) -> tuple[dict[str, 
     write_folder(articles[: args.documents], source)
     write_folder(articles[args.documents :], warmup)
     timers = Timers()
+    task = asyncio.current_task()
+    assert task is not None
+    # `kill` unwinds like Ctrl-C does, so FalkorDB and the Temporal server are stopped too.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     async with AsyncExitStack() as stack:
         platform = await start_platform(stack, directory)
         stack.callback(timers.restore)
@@ -572,7 +577,11 @@ def main() -> int:
 
     print(f"torch intra-op threads: {torch.get_num_threads()} (of {os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory(prefix="keel-ingest-bench-") as tmp:
-        figures, ok = asyncio.run(measure(args, Path(tmp)))
+        try:
+            figures, ok = asyncio.run(measure(args, Path(tmp)))
+        except asyncio.CancelledError:
+            print("stopped; servers shut down")
+            return 143
     if args.out:
         figures["args"] = {k: str(v) for k, v in vars(args).items()}
         args.out.write_text(json.dumps(figures, indent=2))
