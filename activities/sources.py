@@ -134,7 +134,8 @@ class SourceActivities:
             self._index_group(spec, group, result, resume_here)
             done += len(group)
             activity.heartbeat(done, asdict(result))
-            self._registry.record_batch(spec.tenant, spec.source_id, batch.start, _progress(batch, result))
+            progress = BatchProgress.of(result, batch.run_id)
+            self._registry.record_batch(spec.tenant, spec.source_id, batch.start, progress)
         return result
 
     def _read_file(self, spec: SourceSpec, file: SourceFile, result: BatchResult) -> list[TextToIndex]:
@@ -209,16 +210,3 @@ class SourceActivities:
         self._registry.record(update.tenant, update.source_id, update.record)
         if update.record.status != "running":  # the record now holds every batch's counts
             self._registry.clear_progress(update.tenant, update.source_id, update.record.run_id)
-
-
-def _progress(batch: FileBatch, result: BatchResult) -> BatchProgress:
-    return BatchProgress(
-        batch.run_id,
-        files=result.files,
-        indexed=result.indexed,
-        unchanged=result.unchanged,
-        removed=result.removed,
-        failed=len(result.failed),
-        embedded_chunks=result.embedded_chunks,
-        reused_chunks=result.reused_chunks,
-    )

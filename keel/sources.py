@@ -17,6 +17,8 @@ from ingestion.sources import DEFAULT_INCLUDE
 if TYPE_CHECKING:
     import redis
 
+    from keel.domain import BatchResult
+
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SPECS = "keel:sources:{tenant}"
 _SYNCS = "keel:source-syncs:{tenant}"
@@ -64,10 +66,20 @@ class SyncRecord:
     changed_files: int = 0  # new or changed files the plan found: what indexing works through
     files_done: int = 0  # of those, how many are indexed (or failed) so far
 
-    def add_failures(self, failures: dict[str, str]) -> None:
-        """Count every failure, keep the first FAILURES_KEPT reasons: thousands of failing files
-        must not grow a workflow's payload past Temporal's limits."""
-        self.failed += len(failures)
+    def add_batch(self, batch: BatchProgress) -> None:
+        """Add one batch's counts (the workflow: a finished batch; the live view: a running one)."""
+        self.files_done += batch.files
+        self.indexed += batch.indexed
+        # A touched file whose text did not change counts as unchanged, like an unchanged file.
+        self.unchanged += batch.unchanged
+        self.deleted += batch.removed
+        self.failed += batch.failed
+        self.embedded_chunks += batch.embedded_chunks
+        self.reused_chunks += batch.reused_chunks
+
+    def keep_failures(self, failures: dict[str, str]) -> None:
+        """Keep the first FAILURES_KEPT reasons (`failed` counts them all): thousands of failing
+        files must not grow a workflow's payload past Temporal's limits."""
         for path, reason in failures.items():
             if len(self.failures) >= FAILURES_KEPT:
                 break
@@ -89,6 +101,19 @@ class BatchProgress:
     failed: int = 0
     embedded_chunks: int = 0
     reused_chunks: int = 0
+
+    @classmethod
+    def of(cls, result: BatchResult, run_id: str) -> BatchProgress:
+        return cls(
+            run_id,
+            files=result.files,
+            indexed=result.indexed,
+            unchanged=result.unchanged,
+            removed=result.removed,
+            failed=len(result.failed),
+            embedded_chunks=result.embedded_chunks,
+            reused_chunks=result.reused_chunks,
+        )
 
 
 @dataclass
@@ -160,14 +185,7 @@ class SourceRegistry:
             key = _PROGRESS.format(tenant=tenant, source_id=source_id, run_id=record.run_id)
             raw: dict[Any, Any] = self._client.hgetall(key)
             for value in raw.values():
-                batch = BatchProgress(**json.loads(value))
-                record.files_done += batch.files
-                record.indexed += batch.indexed
-                record.unchanged += batch.unchanged
-                record.deleted += batch.removed
-                record.failed += batch.failed
-                record.embedded_chunks += batch.embedded_chunks
-                record.reused_chunks += batch.reused_chunks
+                record.add_batch(BatchProgress(**json.loads(value)))
         return pace(record, now_s)
 
     def clear_progress(self, tenant: str, source_id: str, run_id: str) -> None:

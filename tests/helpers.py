@@ -1,13 +1,22 @@
-"""Helpers shared by the integration tests: polling with a deadline, ingesting the demo corpus."""
+"""Helpers shared by the integration tests: polling with a deadline, worker processes of their own."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
+
+from keel.services import spawn
+from keel.settings import Settings
 
 T = TypeVar("T")
 
@@ -31,3 +40,34 @@ async def wait_for_status(
         return view if view["status"] in wanted else None
 
     return await eventually(probe, timeout_s, f"task {task_id} to reach {wanted}")
+
+
+@dataclass(frozen=True)
+class WorkerProcess:
+    """A worker process of its own: its task queue, data dir (Qdrant Edge) and graph prefix, so
+    the session's in-process worker never takes its work. `start` it again after a kill."""
+
+    settings: Settings
+    env: dict[str, str]
+
+    @classmethod
+    def isolated(cls, tmp_path: Path, temporal_address: str, falkordb_url: str, name: str) -> WorkerProcess:
+        queue, prefix = f"{name}-{uuid.uuid4().hex[:8]}", f"{name[:8]}{uuid.uuid4().hex[:6]}"
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            temporal={"address": temporal_address, "task_queue": queue},
+            falkordb={"url": falkordb_url, "graph_prefix": prefix},
+        )
+        env = {
+            **os.environ,
+            "KEEL_DATA_DIR": str(settings.data_dir),
+            "KEEL_TEMPORAL__ADDRESS": temporal_address,
+            "KEEL_TEMPORAL__TASK_QUEUE": queue,
+            "KEEL_FALKORDB__URL": falkordb_url,
+            "KEEL_FALKORDB__GRAPH_PREFIX": prefix,
+            "HF_HUB_OFFLINE": "1",
+        }
+        return cls(settings, env)
+
+    def start(self, log: Path) -> subprocess.Popen[bytes]:
+        return spawn([sys.executable, "-m", "keel.cli", "worker"], log, self.env)

@@ -12,7 +12,7 @@ from workflows import policies
 with workflow.unsafe.imports_passed_through():
     from activities.sources import SourceActivities
     from keel.domain import BatchResult, FileBatch, RemoveDocuments, SyncPlan, SyncRequest
-    from keel.sources import RecordSync, SyncRecord
+    from keel.sources import BatchProgress, RecordSync, SyncRecord
 
 
 def sync_workflow_id(tenant: str, source_id: str) -> str:
@@ -85,9 +85,8 @@ class SourceSyncWorkflow:
         self._record.scanned = plan.scanned
         self._record.unchanged = plan.unchanged
         self._record.changed_files = plan.changed
-        self._record.add_failures(plan.unreadable)
-        # The plan lists only the first unreadable files; count them all.
-        self._record.failed += max(0, plan.unreadable_count - len(plan.unreadable))
+        self._record.failed += plan.unreadable_count  # the plan lists only the first ones
+        self._record.keep_failures(plan.unreadable)
         self._record.oldest_unsynced_ns = plan.oldest_unsynced_ns
 
     async def _index(self, request: SyncRequest, plan: SyncPlan) -> None:
@@ -113,15 +112,8 @@ class SourceSyncWorkflow:
     def _add(self, result: BatchResult) -> None:
         """A finished batch's counts. Not saved until the sync ends: until then the registry's
         live view adds the batches' own progress to the record saved after the plan."""
-        record = self._record
-        record.files_done += result.files
-        record.indexed += result.indexed
-        # A touched file whose text did not change counts as unchanged, like an unchanged file.
-        record.unchanged += result.unchanged
-        record.deleted += result.removed
-        record.embedded_chunks += result.embedded_chunks
-        record.reused_chunks += result.reused_chunks
-        record.add_failures(result.failed)
+        self._record.add_batch(BatchProgress.of(result, workflow.info().run_id))
+        self._record.keep_failures(result.failed)
 
     async def _save(self, request: SyncRequest) -> None:
         await workflow.execute_activity_method(

@@ -92,9 +92,8 @@ async def sync_source(
     source_id: str, client: TemporalClient, settings: KeelSettings, registry: Registry
 ) -> SyncStarted:
     """Sync now; a sync of this source already running is joined, not doubled."""
-    _spec(registry, settings.tenant, source_id)
     try:
         handle = await start_sync(client, registry, settings.tenant, source_id, settings.temporal.task_queue)
-    except SourceInputError as err:  # removed between the check and the start
+    except SourceInputError as err:  # the one thing it refuses: an unknown source
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
     return SyncStarted(source_id=source_id, workflow_id=handle.id, run_id=handle.result_run_id or "")

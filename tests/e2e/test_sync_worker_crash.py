@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -14,13 +12,13 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from keel.domain import SyncRequest
-from keel.services import spawn, stop_process
+from keel.services import stop_process
 from keel.settings import Settings
 from keel.sources import SourceRegistry, SourceSpec, SyncRecord
 from keel.tracing import make_redis
 from retrieval.graph_store import GraphStore
 from retrieval.stores import make_vector_store
-from tests.helpers import eventually
+from tests.helpers import WorkerProcess, eventually
 from workflows.sources import SourceSyncWorkflow
 
 pytestmark = [pytest.mark.integration]
@@ -43,29 +41,12 @@ def write_notes(root: Path) -> None:
         (root / f"note-{n:04d}.md").write_text(f"# Relay{n} runbook\n\n{body}\n")
 
 
-def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return spawn([sys.executable, "-m", "keel.cli", "worker"], log, env)
-
-
 async def test_worker_killed_mid_sync_finishes_with_exact_counts(
     tmp_path: Path, temporal_env: WorkflowEnvironment, falkordb_url: str, settings: Settings
 ) -> None:
-    # Its own queue, data dir (Qdrant Edge) and graphs: the session worker must not take this work.
-    queue, prefix = f"synccrash-{uuid.uuid4().hex[:8]}", f"sc{uuid.uuid4().hex[:6]}"
-    own = Settings(
-        data_dir=tmp_path / "data",
-        temporal={"address": settings.temporal_address, "task_queue": queue},
-        falkordb={"url": falkordb_url, "graph_prefix": prefix},
-    )
-    env = {
-        **os.environ,
-        "KEEL_DATA_DIR": str(own.data_dir),
-        "KEEL_TEMPORAL__ADDRESS": own.temporal_address,
-        "KEEL_TEMPORAL__TASK_QUEUE": queue,
-        "KEEL_FALKORDB__URL": falkordb_url,
-        "KEEL_FALKORDB__GRAPH_PREFIX": prefix,
-        "HF_HUB_OFFLINE": "1",
-    }
+    process = WorkerProcess.isolated(tmp_path, settings.temporal_address, falkordb_url, "synccrash")
+    own = process.settings
+    queue, prefix = own.temporal.task_queue, own.falkordb.graph_prefix
     root = tmp_path / "notes"
     write_notes(root)
     # Two tenants, one folder: "crashed" is synced through a kill, "clean" without one.
@@ -84,7 +65,7 @@ async def test_worker_killed_mid_sync_finishes_with_exact_counts(
             result_type=SyncRecord,
         )
 
-    worker = _worker(env, tmp_path / "worker-1.log")
+    worker = process.start(tmp_path / "worker-1.log")
     try:
         handle = await start(crashed)
 
@@ -100,7 +81,7 @@ async def test_worker_killed_mid_sync_finishes_with_exact_counts(
 
         # A new worker: the batch activities time out on their heartbeats and resume where
         # their last heartbeat says; the workflows replay and go on.
-        worker = _worker(env, tmp_path / "worker-2.log")
+        worker = process.start(tmp_path / "worker-2.log")
         record = await handle.result()
         reference = await (await start(clean)).result()
     finally:

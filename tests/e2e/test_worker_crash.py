@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -17,9 +15,9 @@ from ingestion.files import load_documents
 from keel.demo import CORPUS_DIR
 from keel.domain import ReviewDecision, TaskRequest
 from keel.ingest_client import start_batch
-from keel.services import spawn, stop_process
+from keel.services import stop_process
 from keel.settings import Settings
-from tests.helpers import eventually
+from tests.helpers import WorkerProcess, eventually
 from workflows.agent import KEEL_STATUS, KEEL_TENANT, AgentWorkflow
 
 pytestmark = [pytest.mark.integration]
@@ -27,31 +25,13 @@ pytestmark = [pytest.mark.integration]
 CHAIN = {"project-halcyon", "system-kestrel", "team-aurora", "person-maya-okafor"}
 
 
-def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return spawn([sys.executable, "-m", "keel.cli", "worker"], log, env)
-
-
 async def test_killed_worker_restarts_and_finishes_the_task(
     tmp_path: Path, temporal_env: WorkflowEnvironment, falkordb_url: str, settings: Settings
 ) -> None:
-    # Its own task queue, data dir (Qdrant Edge) and graph: the session worker must not take these tasks.
-    queue, prefix = f"crash-{uuid.uuid4().hex[:8]}", f"crash{uuid.uuid4().hex[:6]}"
-    own = Settings(
-        data_dir=tmp_path / "data",
-        temporal={"address": settings.temporal_address, "task_queue": queue},
-        falkordb={"url": falkordb_url, "graph_prefix": prefix},
-    )
-    env = {
-        **os.environ,
-        "KEEL_DATA_DIR": str(own.data_dir),
-        "KEEL_TEMPORAL__ADDRESS": own.temporal_address,
-        "KEEL_TEMPORAL__TASK_QUEUE": queue,
-        "KEEL_FALKORDB__URL": falkordb_url,
-        "KEEL_FALKORDB__GRAPH_PREFIX": prefix,
-        "HF_HUB_OFFLINE": "1",
-    }
+    process = WorkerProcess.isolated(tmp_path, settings.temporal_address, falkordb_url, "crash")
+    own, queue = process.settings, process.settings.temporal.task_queue
     client = temporal_env.client
-    worker = _worker(env, tmp_path / "worker-1.log")
+    worker = process.start(tmp_path / "worker-1.log")
     try:
         documents = [d for d in load_documents(CORPUS_DIR, {".md"}) if d[0] in CHAIN]
         batch = await start_batch(own, documents, batch_id=f"ingest-crash-{uuid.uuid4().hex[:8]}")
@@ -80,7 +60,7 @@ async def test_killed_worker_restarts_and_finishes_the_task(
         assert worker.wait(timeout=10) == -signal.SIGKILL
 
         # A new worker process replays the history (LangGraph state included) and resumes.
-        worker = _worker(env, tmp_path / "worker-2.log")
+        worker = process.start(tmp_path / "worker-2.log")
         await handle.execute_update(
             AgentWorkflow.submit_review, ReviewDecision(decision="approve", reviewer="ops")
         )
