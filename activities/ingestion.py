@@ -120,12 +120,13 @@ class IngestionActivities:
         results: list[IndexedDocument | None] = [None] * len(texts)
         changed: list[tuple[int, bool]] = []  # (position, whether it replaces a stored document)
         known: dict[str, list[float]] = {}
+        stored_documents = self._graph.documents(tenant, [item.document_id for item in texts])
         for position, item in enumerate(texts):
             pieces = chunk_text(item.text, cfg.chunk_chars, cfg.chunk_overlap_chars)
             if not pieces:
                 continue
             version = content_version(item.title, item.text)
-            stored = self._graph.document(tenant, item.document_id)
+            stored = stored_documents.get(item.document_id)
             # Counted even without a Document node: a crash between the two stores' writes
             # leaves points only, which this write must replace.
             stored_chunks = self._vectors.count(tenant, item.document_id)

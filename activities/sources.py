@@ -32,8 +32,9 @@ from retrieval.vector_store import VectorStore
 
 _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9._-]+")
 # Chunks per encoder call while indexing a batch: enough to fill the encoder's batches when
-# files are small, few enough that a heartbeat (and a resume point) comes every few seconds.
-GROUP_CHUNKS = 128
+# files are small (the bigger the group, the fewer graph round trips per chunk), few enough
+# that a resume point comes every few seconds (the encoder heartbeats per ENCODE_SLICE too).
+GROUP_CHUNKS = 256
 
 
 def record_document_id(file_id: str, key: str) -> str:

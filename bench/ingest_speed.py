@@ -159,7 +159,7 @@ def instrument(components: Components, timers: Timers) -> None:
     timers.wrap(graph, "source_documents", "indexed_hashes")
     timers.wrap(sources, "_read_file", "read_parse")
     timers.wrap(ingestion, "index_texts", "index_texts")
-    timers.wrap(graph, "document", "lookups")
+    timers.wrap(graph, "documents", "lookups")
     timers.wrap(ingestion_activities, "prepare_documents", "prepare")
     timers.wrap(dense, "encode_documents", "encode_call", keep_texts=True)
     timers.wrap(dense._model, "encode_document", "encode_model")
@@ -168,7 +168,7 @@ def instrument(components: Components, timers: Timers) -> None:
     timers.wrap(vectors, "count", "vector_count")
     timers.wrap(vectors, "upsert", "vector_upsert")
     timers.wrap(vectors, "delete_document", "vector_delete")
-    timers.wrap(graph, "upsert_document", "graph_upsert")
+    timers.wrap(graph, "upsert_documents", "graph_upsert")
     timers.wrap(sources._registry, "record_batch", "progress")
 
 

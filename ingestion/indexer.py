@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ingestion.chunking import chunk_text
 from ingestion.entities import entity_key, extract_entities, extract_relations
 from retrieval.encoders import DenseEncoder, SparseEncoder
-from retrieval.graph_store import GraphChunk, GraphRelation, GraphStore, Provenance
+from retrieval.graph_store import GraphChunk, GraphDocument, GraphRelation, GraphStore, Provenance
 from retrieval.types import ChunkRecord, SourceDocument, chunk_id_for
 from retrieval.vector_store import VectorStore
 
@@ -217,17 +217,14 @@ def write_documents(
             dropped = max(0, vectors.count(tenant, write.doc.document_id) - len(keep))
             if dropped:
                 vectors.delete_document(tenant, write.doc.document_id, keep_chunk_ids=keep)
-        write_graph(tenant, write.doc, graph, write.provenance)
         removed.append(dropped)
+    graph.upsert_documents(tenant, [graph_document(write.doc, write.provenance) for write in writes])
     return removed
 
 
-def write_graph(
-    tenant: str, doc: PreparedDocument, graph: GraphStore, provenance: Provenance | None = None
-) -> None:
-    """The graph half of `write_document` (bulk loads upsert vectors for many documents at once)."""
-    graph.upsert_document(
-        tenant,
+def graph_document(doc: PreparedDocument, provenance: Provenance | None = None) -> GraphDocument:
+    """The graph half of a prepared document (bulk loads write many at once)."""
+    return GraphDocument(
         doc.document_id,
         doc.title,
         doc.version,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingestion.indexer import NameFinder, about_entities, prepare_documents, write_graph
+from ingestion.indexer import NameFinder, about_entities, graph_document, prepare_documents
 from keel.services import falkordb_answers, free_port, start_falkordb, stop_process, wait_for_falkordb
 from keel.settings import Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
@@ -158,8 +158,8 @@ def _build(
             TENANT, batch, dense, sparse, cfg.chunk_chars, cfg.chunk_overlap_chars, name_finder=linker
         )
         vectors.upsert([r for doc in prepared for r in doc.records])
+        graph.upsert_documents(TENANT, [graph_document(doc) for doc in prepared])
         for doc in prepared:
-            write_graph(TENANT, doc, graph)
             for record in doc.records:
                 ids.append(record.chunk_id)
                 owners.append(record.document_id)

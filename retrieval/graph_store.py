@@ -52,17 +52,27 @@ _INDEXES = (
 
 # Cypher. Parameters only; the one interpolation (ensure_indexes) uses names from _INDEXES.
 LIST_INDEXES = "CALL db.indexes() YIELD label, properties RETURN label, properties"
+# Writes take lists (one statement per kind for a whole group of documents, not one each):
+# a sync's round trips to FalkorDB compete with the encoder for the same cores.
 DOCUMENT_ENTITY_KEYS = """
-MATCH (:Document {id: $doc})-[:HAS_CHUNK]->(:Chunk)-[:MENTIONS]->(e:Entity)
+UNWIND $docs AS doc
+MATCH (:Document {id: doc})-[:HAS_CHUNK]->(:Chunk)-[:MENTIONS]->(e:Entity)
 RETURN DISTINCT e.key
 UNION
-MATCH (:Document {id: $doc})-[:ABOUT]->(e:Entity)
+UNWIND $docs AS doc
+MATCH (:Document {id: doc})-[:ABOUT]->(e:Entity)
 RETURN DISTINCT e.key
 """
-MERGE_DOCUMENT = """
-MERGE (d:Document {id: $doc})
-SET d.title = $title, d.version = $version, d.chunks = $n,
-    d.source = $source, d.path = $path, d.file_hash = $file_hash, d.modified_ns = $modified_ns
+MERGE_DOCUMENTS = """
+UNWIND $docs AS row
+MERGE (:Document {id: row.doc})
+"""
+# Last of a write: until then a retry finds the old version (or none) and writes it again.
+SET_DOCUMENTS = """
+UNWIND $docs AS row
+MATCH (d:Document {id: row.doc})
+SET d.title = row.title, d.version = row.version, d.chunks = row.n, d.source = row.source,
+    d.path = row.path, d.file_hash = row.file_hash, d.modified_ns = row.modified_ns
 """
 SET_PROVENANCE = """
 MATCH (d:Document {id: $doc})
@@ -73,20 +83,21 @@ MATCH (d:Document {source: $source})
 RETURN d.id, d.path, d.file_hash
 """
 DELETE_STALE_CHUNKS = """
-MATCH (:Document {id: $doc})-[:HAS_CHUNK]->(c:Chunk)
-WHERE NOT c.id IN $keep
+UNWIND $docs AS row
+MATCH (:Document {id: row.doc})-[:HAS_CHUNK]->(c:Chunk)
+WHERE NOT c.id IN row.keep
 DETACH DELETE c
 """
 MERGE_CHUNKS = """
-MATCH (d:Document {id: $doc})
 UNWIND $chunks AS row
+MATCH (d:Document {id: row.doc})
 MERGE (c:Chunk {id: row.id})
-SET c.position = row.position, c.document_id = $doc
+SET c.position = row.position, c.document_id = row.doc
 MERGE (d)-[:HAS_CHUNK]->(c)
 """
 DELETE_STALE_MENTIONS = """
 UNWIND $chunks AS row
-MATCH (:Document {id: $doc})-[:HAS_CHUNK]->(c:Chunk {id: row.id})-[m:MENTIONS]->(e:Entity)
+MATCH (:Document {id: row.doc})-[:HAS_CHUNK]->(c:Chunk {id: row.id})-[m:MENTIONS]->(e:Entity)
 WHERE NOT e.key IN row.keys
 DELETE m
 """
@@ -101,27 +112,31 @@ MERGE (c)-[m:MENTIONS]->(e)
 SET m.matches = CASE WHEN m.names = row.names THEN m.matches END
 SET m.names = row.names
 """
-REPLACE_ABOUT = """
-MATCH (d:Document {id: $doc})
-OPTIONAL MATCH (d)-[a:ABOUT]->(e:Entity)
-WHERE NOT e.key IN [row IN $about | row.key]
+DELETE_STALE_ABOUT = """
+UNWIND $docs AS row
+MATCH (:Document {id: row.doc})-[a:ABOUT]->(e:Entity)
+WHERE NOT e.key IN row.about
 DELETE a
-WITH DISTINCT d
+"""
+MERGE_ABOUT = """
 UNWIND $about AS row
+MATCH (d:Document {id: row.doc})
 MERGE (e:Entity {key: row.key})
 ON CREATE SET e.name = row.names[0]
 MERGE (d)-[a:ABOUT]->(e)
 SET a.matches = CASE WHEN a.names = row.names THEN a.matches END
 SET a.names = row.names
 """
+# No labels on the ends: with them FalkorDB scans every Entity before using the edge index.
 DELETE_RELATIONS = """
-MATCH (:Entity)-[r:REL {document_id: $doc}]->(:Entity)
+MATCH ()-[r:REL]->()
+WHERE r.document_id IN $docs
 DELETE r
 """
 CREATE_RELATIONS = """
 UNWIND $rels AS row
 MATCH (a:Entity {key: row.source}), (b:Entity {key: row.target})
-MERGE (a)-[:REL {kind: row.kind, document_id: $doc}]->(b)
+MERGE (a)-[:REL {kind: row.kind, document_id: row.doc}]->(b)
 """
 DELETE_ORPHAN_ENTITIES = """
 UNWIND $keys AS key
@@ -230,6 +245,19 @@ class GraphRelation:
 
 
 @dataclass(frozen=True)
+class GraphDocument:
+    """One document's whole contribution to the graph, as `upsert_documents` writes it."""
+
+    document_id: str
+    title: str
+    version: str
+    chunks: Sequence[GraphChunk]
+    relations: Sequence[GraphRelation]
+    about: Sequence[tuple[str, str]] = ()  # (entity key, name) its title names
+    provenance: Provenance | None = None  # where it came from: what a sync compares, a citation shows
+
+
+@dataclass(frozen=True)
 class EntityContribution:
     """What one document contributes to an entity: the forms it reads it as, and why each merged."""
 
@@ -335,37 +363,50 @@ class GraphStore:
         about: Sequence[tuple[str, str]] = (),
         provenance: Provenance | None = None,
     ) -> None:
-        """Replace the document's chunks, mentions, relations and ABOUT entities (key, name); idempotent.
+        """`upsert_documents` for one document."""
+        document = GraphDocument(document_id, title, version, chunks, relations, about, provenance)
+        self.upsert_documents(tenant, [document])
 
-        `provenance` says where the document came from: what a sync compares and a citation shows.
+    def upsert_documents(self, tenant: str, documents: Sequence[GraphDocument]) -> None:
+        """Replace each document's chunks, mentions, relations and ABOUT entities; idempotent.
 
+        One statement per kind of write for all the documents: a group of small files costs
+        about as many round trips as one file.
         Relations whose endpoints no chunk mentions are dropped: entities live only while mentioned.
         """
-        _check_document(document_id, chunks, relations)
+        ids = [document.document_id for document in documents]
+        if len(set(ids)) != len(ids):
+            raise InvalidRequestError(f"a document is written twice in one upsert: {sorted(ids)}")
+        for document in documents:
+            _check_document(document.document_id, document.chunks, document.relations)
+        if not documents:
+            return
         self.ensure_indexes(tenant)
-        doc = {"doc": document_id}
-        old_keys = [row[0] for row in self._run(tenant, "read mentions", DOCUMENT_ENTITY_KEYS, doc)]
-        chunk_rows = [
-            {"id": c.chunk_id, "position": c.position, "keys": [k for k, _ in c.entities]} for c in chunks
-        ]
-        read_as = _forms(((c.chunk_id, key), name) for c in chunks for key, name in c.entities)
-        mentions = [{"chunk": chunk, "key": key, "names": names} for (chunk, key), names in read_as.items()]
-        about_as = _forms(about)
-        rels = [{"source": r.source_key, "target": r.target_key, "kind": r.kind} for r in relations]
-        what = f"upsert of document {document_id!r}"
-        origin = provenance or Provenance()
-        document_row = {**doc, "title": title, "version": version, "n": len(chunks), **origin.row()}
-        self._run(tenant, what, MERGE_DOCUMENT, document_row)
-        self._run(tenant, what, DELETE_STALE_CHUNKS, {**doc, "keep": [c.chunk_id for c in chunks]})
-        self._run(tenant, what, MERGE_CHUNKS, {**doc, "chunks": chunk_rows})
-        self._run(tenant, what, DELETE_STALE_MENTIONS, {**doc, "chunks": chunk_rows})
-        self._run(tenant, what, MERGE_MENTIONS, {"mentions": mentions})
-        about_rows = [{"key": key, "names": names} for key, names in about_as.items()]
-        self._run(tenant, what, REPLACE_ABOUT, {**doc, "about": about_rows})
-        self._run(tenant, what, DELETE_RELATIONS, doc)
-        self._run(tenant, what, CREATE_RELATIONS, {**doc, "rels": rels})
-        self._run(tenant, what, DELETE_ORPHAN_ENTITIES, {"keys": old_keys})
-        self._settle(tenant, what, sorted({*old_keys, *(key for _, key in read_as), *about_as}))
+        what = f"upsert of document {ids[0]!r}" if len(ids) == 1 else f"upsert of {len(ids)} documents"
+        old_keys = [row[0] for row in self._run(tenant, what, DOCUMENT_ENTITY_KEYS, {"docs": ids})]
+        rows = _WriteRows.of(documents)
+        # Statements with nothing to write are skipped: each is a round trip.
+        self._run(tenant, what, MERGE_DOCUMENTS, {"docs": rows.documents})
+        self._run(tenant, what, DELETE_STALE_CHUNKS, {"docs": rows.documents})
+        if rows.chunks:
+            self._run(tenant, what, MERGE_CHUNKS, {"chunks": rows.chunks})
+        if old_keys:  # the documents mentioned something before: drop what they no longer do
+            self._run(tenant, what, DELETE_STALE_MENTIONS, {"chunks": rows.chunks})
+            self._run(tenant, what, DELETE_STALE_ABOUT, {"docs": rows.documents})
+        self._run(tenant, what, DELETE_RELATIONS, {"docs": ids})
+        if rows.mentions:
+            self._run(tenant, what, MERGE_MENTIONS, {"mentions": rows.mentions})
+        if rows.about:
+            self._run(tenant, what, MERGE_ABOUT, {"about": rows.about})
+        if rows.relations:
+            self._run(tenant, what, CREATE_RELATIONS, {"rels": rows.relations})
+        if old_keys:
+            self._run(tenant, what, DELETE_ORPHAN_ENTITIES, {"keys": old_keys})
+        new_keys = {row["key"] for row in [*rows.mentions, *rows.about]}
+        self._settle(tenant, what, sorted({*old_keys, *new_keys}))
+        # The version and file hash go last: a write cut short anywhere above leaves the old
+        # ones (or none), so the next attempt and the next sync see the document as changed.
+        self._run(tenant, what, SET_DOCUMENTS, {"docs": rows.documents})
 
     def _settle(self, tenant: str, what: str, keys: list[str]) -> None:
         """Give the entities their canonical names and their edges the merge reasons of their forms."""
@@ -377,11 +418,12 @@ class GraphStore:
         """Remove the document, its chunks, its relations and the entities only it mentioned."""
         doc = {"doc": document_id}
         what = f"delete of document {document_id!r}"
-        old_keys = [row[0] for row in self._read(tenant, "read mentions", DOCUMENT_ENTITY_KEYS, doc)]
+        docs = {"docs": [document_id]}
+        old_keys = [row[0] for row in self._read(tenant, "read mentions", DOCUMENT_ENTITY_KEYS, docs)]
         if not self._db.connection.exists(self.graph_name(tenant)):
             return
         self._run(tenant, what, DELETE_DOCUMENT, doc)
-        self._run(tenant, what, DELETE_RELATIONS, doc)
+        self._run(tenant, what, DELETE_RELATIONS, docs)
         self._run(tenant, what, DELETE_ORPHAN_ENTITIES, {"keys": old_keys})
         self._settle(tenant, what, old_keys)
 
@@ -504,6 +546,47 @@ class Provenance:
             "file_hash": self.file_hash,
             "modified_ns": self.modified_ns,
         }
+
+
+@dataclass
+class _WriteRows:
+    """The parameter rows of `upsert_documents`, one list per statement, over all its documents."""
+
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    mentions: list[dict[str, Any]] = field(default_factory=list)
+    about: list[dict[str, Any]] = field(default_factory=list)
+    relations: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, documents: Sequence[GraphDocument]) -> _WriteRows:
+        rows = cls()
+        for document in documents:
+            doc = document.document_id
+            for c in document.chunks:
+                keys = [key for key, _ in c.entities]
+                rows.chunks.append({"doc": doc, "id": c.chunk_id, "position": c.position, "keys": keys})
+            read_as = _forms(((c.chunk_id, key), name) for c in document.chunks for key, name in c.entities)
+            for (chunk, key), names in read_as.items():
+                rows.mentions.append({"chunk": chunk, "key": key, "names": names})
+            about_as = _forms(document.about)
+            for key, names in about_as.items():
+                rows.about.append({"doc": doc, "key": key, "names": names})
+            for rel in document.relations:
+                ends = {"source": rel.source_key, "target": rel.target_key}
+                rows.relations.append({"doc": doc, **ends, "kind": rel.kind})
+            rows.documents.append(
+                {
+                    "doc": doc,
+                    "title": document.title,
+                    "version": document.version,
+                    "n": len(document.chunks),
+                    "keep": [c.chunk_id for c in document.chunks],
+                    "about": list(about_as),
+                    **(document.provenance or Provenance()).row(),
+                }
+            )
+        return rows
 
 
 def _forms(pairs: Iterable[tuple[_K, str]]) -> dict[_K, list[str]]:
