@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import permanent_errors
 from ingestion.entities import entity_key, extract_entities
+from keel.blobs import BlobStore
 from keel.citations import stamp_versions
 from keel.domain import (
     Candidate,
@@ -25,17 +26,19 @@ from keel.domain import (
     RerankOutput,
     RetrieveInput,
     RetrieveOutput,
+    ReviewContextInput,
 )
 from keel.models import AnswerProvider, Citation, Generation, ModelError, Passage
 from keel.models.base import is_multi_hop
 from keel.models.grounding import assess
+from keel.review_policy import review_plan, review_reasons
 from keel.settings import Settings
 from keel.tracing import StepTracer
 from retrieval.encoders import DenseEncoder
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.graph_store import GraphStore
 from retrieval.pipeline import Retriever, pipeline_named
-from retrieval.types import ScoredChunk
+from retrieval.types import ScoredChunk, chunk_id_for
 from retrieval.vector_store import VectorStore
 
 
@@ -56,6 +59,10 @@ def _passages(chunks: Sequence[ScoredChunk]) -> list[Passage]:
     return [Passage(c.document_id, c.chunk_id, c.title, c.text) for c in chunks]
 
 
+# Chunks shown per cited document on the reviewer page: a long document is cut, and says so.
+REVIEW_CONTEXT_CHUNKS = 200
+
+
 class AgentActivities:
     """Built once by the worker with its clients; methods run in the worker's thread pool."""
 
@@ -68,7 +75,9 @@ class AgentActivities:
         dense: DenseEncoder,
         provider: AnswerProvider,
         tracer: StepTracer,
+        blobs: BlobStore,
     ) -> None:
+        self._blobs = blobs
         self._settings = settings
         self._vectors = vectors
         self._graph = graph
@@ -155,7 +164,10 @@ class AgentActivities:
             chunks = self._chunks(inp.tenant, inp.passages)
             passages = _passages(chunks)
             try:
-                gen = self._provider.generate(inp.question, passages)
+                # A reviewer's instruction rides with the question: a model follows it, the
+                # extractive answerer picks the sentences it asks about.
+                asked = f"{inp.question}\n{inp.instruction}" if inp.instruction else inp.question
+                gen = self._provider.generate(asked, passages)
             except ModelError as err:
                 raise ApplicationError(
                     str(err), type="ModelRefused", non_retryable=not err.retryable
@@ -208,14 +220,19 @@ class AgentActivities:
             new_entities = list(dict.fromkeys(found))[:5]
             want_hop = weak or (is_multi_hop(inp.question) and inp.round == 1)
             retry = want_hop and inp.round < agent.max_retrieval_rounds and bool(new_entities)
-            needs_review = inp.review == "always" or (inp.review == "auto" and weak)
-            reason = {
-                "always": "review requested",
-                "never": "",
-                "auto": f"weak grounding ({grounding.score:.2f} < {agent.grounding_threshold:.2f})"
-                if weak
-                else "",
-            }[inp.review]
+            policy = self._settings.review.policy(inp.tenant)
+            reasons = review_reasons(
+                inp.review,
+                policy,
+                inp.overrides,
+                grounding=grounding.score,
+                default_threshold=agent.grounding_threshold,
+                cost=inp.cost,
+                answer=inp.draft.answer,
+            )
+            if inp.reviewed:  # a reviewer asked for this draft: they see it again, whatever the checks
+                reasons, retry = ["changes requested", *reasons], False
+            needs_review = bool(reasons) and not retry
             out = GradeOutput(
                 grounding=grounding.score,
                 support=grounding.support,
@@ -223,11 +240,32 @@ class AgentActivities:
                 retry=retry,
                 refined_query=" ".join([inp.question, *new_entities]),
                 entities=new_entities,
-                needs_review=needs_review and not retry,
-                review_reason=reason,
+                needs_review=needs_review,
+                review_reason="; ".join(reasons),
+                review_reasons=reasons,
+                review_plan=review_plan(policy) if needs_review else None,
             )
             obs.update(output=asdict(out))
             return out
+
+    @activity.defn(name="agent.review_context")
+    def review_context(self, inp: ReviewContextInput) -> str:
+        """The cited documents' chunks, in order, as a blob (its key): what the reviewer page
+        shows to put each cited passage in its place. By reference: documents can be large."""
+        documents = []
+        for document_id in dict.fromkeys(c.document_id for c in inp.citations):
+            stored = min(self._vectors.count(inp.tenant, document_id), REVIEW_CONTEXT_CHUNKS)
+            ids = [chunk_id_for(document_id, position) for position in range(stored)]
+            chunks = self._vectors.get_chunks(inp.tenant, ids)
+            documents.append(
+                {
+                    "document_id": document_id,
+                    "title": chunks[0].title if chunks else "",
+                    "chunks": [{"chunk_id": c.chunk_id, "text": c.text} for c in chunks],
+                    "truncated": stored == REVIEW_CONTEXT_CHUNKS,
+                }
+            )
+        return self._blobs.put_json({"documents": documents})
 
     @activity.defn(name="agent.finalize")
     def finalize(self, inp: FinalizeInput) -> None:

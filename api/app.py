@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import AppState
-from api.routers import documents, health, reviews, sources, tasks
+from api.routers import audit, documents, health, reviews, sources, tasks
 from keel.blobs import BlobStore
 from keel.settings import Settings
 from keel.tracing import LocalTraceStore, make_redis
@@ -50,7 +50,14 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         description="Agentic RAG tasks with durable human review, cited answers and per-step traces.",
         lifespan=lifespan,
     )
-    for router in (health.router, documents.router, sources.router, tasks.router, reviews.router):
+    for router in (
+        health.router,
+        documents.router,
+        sources.router,
+        tasks.router,
+        reviews.router,
+        audit.router,
+    ):
         app.include_router(router)
 
     @app.exception_handler(RPCError)

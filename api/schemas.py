@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -49,9 +50,38 @@ class DocumentOut(BaseModel):
     ingestion_id: str
 
 
+# People's and groups' names: no quotes or control characters (they go into visibility queries).
+_NAME = r"^[^'\\\x00-\x1f]{1,200}$"
+_OPTIONAL_NAME = r"^[^'\\\x00-\x1f]{0,200}$"
+
+
+class ReviewPolicyIn(BaseModel):
+    """This request's review checks, over the tenant's (omit a field: the tenant's value)."""
+
+    grounding_threshold: float | None = Field(default=None, ge=0, le=1)
+    max_cost: float | None = Field(default=None, ge=0, description="Review when the model cost is over this")
+    sensitive_patterns: list[str] | None = Field(
+        default=None, max_length=50, description="Regexes; a match in the answer sends it to review"
+    )
+
+    @field_validator("sensitive_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str] | None) -> list[str] | None:
+        for pattern in patterns or []:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"sensitive pattern {pattern!r} is not a regular expression: {err}") from err
+        return patterns
+
+
 class TaskIn(BaseModel):
     question: str = Field(min_length=1, max_length=4000)
     review: Literal["always", "never", "auto"] = "auto"
+    requester: str = Field(
+        default="", pattern=_OPTIONAL_NAME, description="Who asks: four-eyes keeps them off its review"
+    )
+    review_policy: ReviewPolicyIn = Field(default_factory=ReviewPolicyIn)
 
     @field_validator("question")
     @classmethod
@@ -79,7 +109,7 @@ class CitationOut(BaseModel):
 
 
 class ReviewOut(BaseModel):
-    decision: Literal["approve", "reject", "edit"]
+    decision: Literal["approve", "reject", "edit", "request_changes"]
     reviewer: str
     decided_at: str
     requested_at: str
@@ -89,6 +119,9 @@ class ReviewOut(BaseModel):
     final_answer: str
     changed: bool
     diff: str
+    round: int = 1
+    instruction: str = ""
+    group: str = ""
 
 
 class TaskResultOut(BaseModel):
@@ -96,6 +129,7 @@ class TaskResultOut(BaseModel):
     citations: list[CitationOut]
     stale: bool = Field(description="Any citation is stale: checked when the task is read")
     review: ReviewOut | None
+    reviews: list[ReviewOut] = Field(default_factory=list, description="Every review round, oldest first")
     grounding: float
     rounds: int
     model: str
@@ -114,22 +148,72 @@ class TaskList(BaseModel):
     tasks: list[TaskOut]
 
 
+ReviewFilter = Literal["open", "claimed", "all"]
+
+
+class ReviewStateOut(BaseModel):
+    round: int
+    group: str
+    reasons: list[str]
+    requested_at: str
+    deadline: str
+    escalated: bool
+    requester: str
+    four_eyes: bool
+    claimed_by: str = Field(description="Who holds the claim; empty when unclaimed or the lease ended")
+    lease_until: str
+    changes_left: int
+
+
 class ReviewItem(BaseModel):
     task_id: str
     question: str | None
     draft: str | None
     reason: str | None
+    age_s: float | None = Field(default=None, description="Seconds since the task started waiting")
+    review: ReviewStateOut | None = None
 
 
 class ReviewQueue(BaseModel):
     items: list[ReviewItem]
 
 
+class ReviewDetail(BaseModel):
+    """One item as a reviewer sees it: the question, the draft, what it cites, where to dig."""
+
+    task_id: str
+    question: str | None
+    draft: str
+    citations: list[CitationOut]
+    review: ReviewStateOut
+    trace_url: str = Field(description="The task's trace: Langfuse when configured, else Keel's own")
+    temporal_url: str = Field(description="The run in the Temporal UI")
+    context_key: str = Field(description="Blob of the cited documents' text, for the reviewer page")
+
+
+class ClaimIn(BaseModel):
+    reviewer: str = Field(pattern=_NAME)
+
+
+class ClaimOut(BaseModel):
+    task_id: str
+    reviewer: str
+    lease_until: str
+    round: int
+
+
 class ReviewIn(BaseModel):
-    decision: Literal["approve", "reject", "edit"]
-    reviewer: str = Field(min_length=1, max_length=200)
+    decision: Literal["approve", "reject", "edit", "request_changes"]
+    reviewer: str = Field(pattern=_NAME)
     reason: str | None = Field(default=None, max_length=4000)
     answer: str | None = Field(default=None, max_length=20_000)
+    citations: list[str] | None = Field(
+        default=None, description="edit: chunk ids of the draft's citations to keep (omit: all)"
+    )
+    instruction: str | None = Field(
+        default=None, max_length=4000, description="request_changes: what the agent should change"
+    )
+    round: int = Field(default=0, ge=0, description="The review round decided on (0: the current one)")
 
     @model_validator(mode="after")
     def _decision_needs(self) -> ReviewIn:
@@ -138,12 +222,32 @@ class ReviewIn(BaseModel):
             raise ValueError("a rejection needs a reason")
         if self.decision == "edit" and not (self.answer or "").strip():
             raise ValueError("an edit needs the edited answer")
+        if self.decision == "request_changes" and not (self.instruction or "").strip():
+            raise ValueError("a request for changes needs an instruction")
         return self
 
 
 class ReviewDone(BaseModel):
     task_id: str
     decision: str
+
+
+class AuditEntryOut(BaseModel):
+    task_id: str
+    round: int
+    action: str = Field(description="approve, reject, edit, request_changes; escalate or expire by keel")
+    actor: str
+    at: str
+    reason: str
+    instruction: str
+    group: str
+    review_reasons: list[str]
+    diff: str = Field(description="Unified diff of an edited answer")
+    citations_removed: list[str]
+
+
+class AuditOut(BaseModel):
+    entries: list[AuditEntryOut]
 
 
 class ObservationOut(BaseModel):

@@ -100,6 +100,7 @@ async def result_view(result: TaskResult, graph: GraphStore, tenant: str) -> Tas
         citations=citations,
         stale=any(c.stale for c in citations),
         review=ReviewOut.model_validate(vars(result.review)) if result.review else None,
+        reviews=[ReviewOut.model_validate(vars(r)) for r in result.reviews],
         grounding=result.grounding,
         rounds=result.rounds,
         model=result.model,

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
 import activities.ingestion as ingestion_activities
@@ -47,7 +46,7 @@ from keel.domain import SyncRequest
 from keel.services import free_port, start_falkordb, stop_process, temporal_binary, wait_for_falkordb
 from keel.settings import FalkorDBSettings, Settings, TemporalSettings
 from keel.sources import SourceRegistry, SourceSpec, SyncRecord
-from keel.temporal import SEARCH_ATTRIBUTES
+from keel.temporal import search_attribute_keys
 from keel.tracing import make_redis
 from keel.worker import Components, build_components, make_worker
 from retrieval.encoders import DenseEncoder
@@ -452,7 +451,7 @@ async def start_platform(stack: AsyncExitStack, directory: Path) -> Platform:
     wait_for_falkordb(host, port, timeout_s=30)
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
-        search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
+        search_attributes=search_attribute_keys(),
         dev_server_extra_args=["--log-level", "error"],
     )
     stack.push_async_callback(env.shutdown)

@@ -12,7 +12,9 @@ from typing import Literal
 from keel.models.base import Citation
 
 ReviewMode = Literal["always", "never", "auto"]
-Decision = Literal["approve", "reject", "edit"]
+# "request_changes" sends the task back to the agent with the reviewer's instruction.
+Decision = Literal["approve", "reject", "edit", "request_changes"]
+DeadlineAction = Literal["escalate", "reject"]
 TaskStatus = Literal["running", "awaiting_review", "completed", "rejected", "failed", "cancelled"]
 
 __all__ = ["Citation"]
@@ -22,10 +24,21 @@ __all__ = ["Citation"]
 
 
 @dataclass
+class ReviewOverrides:
+    """A request's own review policy, over its tenant's (None: the tenant's value)."""
+
+    grounding_threshold: float | None = None  # review an answer grounded below this
+    max_cost: float | None = None  # review when the task's estimated model cost is over this
+    sensitive_patterns: list[str] | None = None  # regexes; a match in the answer asks for review
+
+
+@dataclass
 class TaskRequest:
     question: str
     review: ReviewMode = "auto"
     tenant: str = "default"
+    requester: str = ""  # who asked: with four-eyes on, they cannot approve the answer
+    overrides: ReviewOverrides = field(default_factory=ReviewOverrides)
 
 
 @dataclass
@@ -81,6 +94,7 @@ class GenerateInput:
     tenant: str
     question: str
     passages: list[Candidate]
+    instruction: str = ""  # a reviewer's request for changes to the last draft
 
 
 @dataclass
@@ -101,6 +115,29 @@ class GradeInput:
     passages: list[Candidate]
     round: int
     review: ReviewMode
+    overrides: ReviewOverrides = field(default_factory=ReviewOverrides)
+    cost: float = 0.0  # the task's model cost so far, this draft's included
+    reviewed: bool = False  # a reviewer asked for changes: the new draft goes back to review
+
+
+@dataclass
+class ReviewContextInput:
+    tenant: str
+    citations: list[Citation]
+
+
+@dataclass
+class ReviewPlan:
+    """How a review runs, resolved from the tenant's policy when the task needs one."""
+
+    group: str  # the reviewers who see it first
+    deadline_s: float  # undecided this long: `on_deadline`
+    on_deadline: DeadlineAction
+    escalate_to: str  # the group an escalated review goes to
+    escalation_deadline_s: float  # after escalating, undecided this long: rejected
+    four_eyes: bool  # the requester cannot approve or edit their own task's answer
+    lease_s: float  # a claim hides the item from other reviewers this long
+    max_change_rounds: int  # request-changes rounds allowed
 
 
 @dataclass
@@ -112,7 +149,9 @@ class GradeOutput:
     refined_query: str
     entities: list[str]
     needs_review: bool
-    review_reason: str
+    review_reason: str  # the reasons joined, for lists and traces
+    review_reasons: list[str] = field(default_factory=list)  # e.g. "weak grounding (0.31 < 0.50)"
+    review_plan: ReviewPlan | None = None  # set when needs_review
 
 
 @dataclass
@@ -121,6 +160,48 @@ class ReviewDecision:
     reviewer: str
     reason: str = ""
     answer: str = ""  # the edited answer, for `edit`
+    citations: list[Citation] | None = None  # `edit`: the citations kept (None: all of the draft's)
+    instruction: str = ""  # `request_changes`: what the agent should change
+    round: int = 0  # the review round the reviewer saw (0: whichever is current); stale: 409
+
+
+@dataclass
+class ReviewDraft:
+    """The answer under review and what it cites (the reviewer page's main content)."""
+
+    answer: str
+    citations: list[Citation]
+    context_key: str = ""  # blob of the cited documents' chunks, to show the passages in place
+
+
+@dataclass
+class ReviewClaim:
+    reviewer: str
+
+
+@dataclass
+class ClaimAck:
+    task_id: str
+    reviewer: str
+    lease_until: str  # ISO time; after it the item is back in everyone's queue
+    round: int
+
+
+@dataclass
+class ReviewState:
+    """The review a task waits for, as the queue and the reviewer page show it."""
+
+    round: int  # 1, then +1 per request-changes round
+    group: str
+    reasons: list[str]
+    requested_at: str
+    deadline: str
+    escalated: bool
+    requester: str
+    four_eyes: bool
+    claimed_by: str = ""
+    lease_until: str = ""
+    changes_left: int = 0
 
 
 @dataclass
@@ -135,12 +216,33 @@ class ReviewRecord:
     diff: str
     requested_at: str = ""  # when the task started waiting for a reviewer
     waited_s: float = 0.0
+    round: int = 1
+    instruction: str = ""  # request_changes: what the reviewer asked for
+    group: str = ""  # the reviewer group it was decided in (after an escalation: escalate_to)
 
 
 @dataclass
 class ReviewAck:
     task_id: str
     decision: Decision
+
+
+@dataclass
+class AuditEntry:
+    """One decision on a task's review: who, when, what changed, why. Kept outside Temporal."""
+
+    task_id: str
+    tenant: str
+    round: int
+    action: str  # a Decision, or "escalate" / "expire" (the deadline's, by "keel")
+    actor: str  # the reviewer, or "keel"
+    at: str  # ISO time, the workflow's clock
+    reason: str = ""
+    instruction: str = ""
+    group: str = ""
+    review_reasons: list[str] = field(default_factory=list)
+    diff: str = ""  # unified diff of an edited answer
+    citations_removed: list[str] = field(default_factory=list)  # chunk ids an edit dropped
 
 
 @dataclass
@@ -153,6 +255,7 @@ class TaskResult:
     model: str
     review: ReviewRecord | None = None
     review_reason: str = ""
+    reviews: list[ReviewRecord] = field(default_factory=list)  # every round, oldest first
 
 
 @dataclass

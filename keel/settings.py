@@ -7,11 +7,12 @@ Example: `KEEL_FALKORDB__URL=redis://graph:6379`.
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ class TemporalSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 7233
     ui_port: int = 8233
+    # Where operators open runs (links on the reviewer page); empty: http://host:ui_port.
+    ui_url: str = ""
 
 
 class FalkorDBSettings(BaseModel):
@@ -146,6 +149,57 @@ class AgentSettings(BaseModel):
     max_retrieval_rounds: int = 2
 
 
+# Personal data that should not leave without a person's look: e-mail addresses, phone
+# numbers, US social security numbers, payment card numbers, IBANs.
+PERSONAL_DATA_PATTERNS = [
+    r"[\w.+-]+@[\w-]+\.[\w.-]+",
+    r"\+\d{1,3}[ -]?(?:\(\d{1,4}\)[ -]?)?\d{2,4}(?:[ -]?\d{2,4}){1,3}",
+    r"\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b",
+    r"\b\d{3}-\d{2}-\d{4}\b",
+    r"\b(?:\d[ -]?){13,16}\b",
+    r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}\b",
+]
+
+
+class ReviewPolicySettings(BaseModel):
+    """When answers need a person, and how the review runs (per tenant: `ReviewSettings.tenants`)."""
+
+    # always | never | auto (auto: any of the checks below)
+    mode: Literal["always", "never", "auto"] = "auto"
+    # An answer grounded below this goes to review (None: agent.grounding_threshold).
+    grounding_threshold: float | None = None
+    # A task whose model calls cost more than this goes to review (None: no budget).
+    max_cost: float | None = None
+    sensitive_patterns: list[str] = Field(default_factory=lambda: list(PERSONAL_DATA_PATTERNS))
+    group: str = "reviewers"
+    deadline_s: float = Field(default=86_400.0, gt=0)
+    on_deadline: Literal["escalate", "reject"] = "escalate"
+    escalate_to: str = "leads"
+    escalation_deadline_s: float = Field(default=86_400.0, gt=0)
+    four_eyes: bool = True
+    lease_s: float = Field(default=900.0, gt=0)
+    max_change_rounds: int = Field(default=2, ge=0)
+
+    @field_validator("sensitive_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"sensitive pattern {pattern!r} is not a regular expression: {err}") from err
+        return patterns
+
+
+class ReviewSettings(BaseModel):
+    default: ReviewPolicySettings = ReviewPolicySettings()
+    # Tenant id -> its policy, e.g. KEEL_REVIEW__TENANTS='{"acme": {"mode": "always"}}'.
+    tenants: dict[str, ReviewPolicySettings] = {}
+
+    def policy(self, tenant: str) -> ReviewPolicySettings:
+        return self.tenants.get(tenant, self.default)
+
+
 class TracingSettings(BaseModel):
     # No keys: observations are still recorded locally and served by the API.
     langfuse_public_key: str = ""
@@ -175,6 +229,7 @@ class Settings(BaseSettings):
     models: ModelSettings = ModelSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     agent: AgentSettings = AgentSettings()
+    review: ReviewSettings = ReviewSettings()
     tracing: TracingSettings = TracingSettings()
     api: ApiSettings = ApiSettings()
 
@@ -192,6 +247,10 @@ class Settings(BaseSettings):
     @cached_property
     def temporal_address(self) -> str:
         return self.temporal.address or f"{self.temporal.host}:{self.temporal.port}"
+
+    @property
+    def temporal_ui_url(self) -> str:
+        return self.temporal.ui_url or f"http://{self.temporal.host}:{self.temporal.ui_port}"
 
     @cached_property
     def falkordb_url(self) -> str:

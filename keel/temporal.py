@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.service import RPCError, RPCStatusCode
 
 from keel.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # name → type; the dev server gets them as `--search-attribute` flags, a cluster by RPC.
-SEARCH_ATTRIBUTES = {"KeelStatus": "Keyword", "KeelTenant": "Keyword"}
+# The review queue lists and filters by the KeelReview* and KeelClaim* ones.
+SEARCH_ATTRIBUTES = {
+    "KeelStatus": "Keyword",
+    "KeelTenant": "Keyword",
+    "KeelReviewGroup": "Keyword",
+    "KeelReviewReasons": "KeywordList",
+    "KeelReviewSince": "Datetime",
+    "KeelClaimedBy": "Keyword",
+    "KeelClaimUntil": "Datetime",
+}
+_INDEXED_TYPES = {"Keyword": "KEYWORD", "KeywordList": "KEYWORD_LIST", "Datetime": "DATETIME"}
 
 
 class TemporalUnavailableError(Exception):
@@ -31,19 +45,24 @@ async def connect(settings: Settings) -> Client:
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
     """Registers Keel's search attributes if missing (idempotent)."""
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
-    )
-    missing = {
-        name: kind for name, kind in SEARCH_ATTRIBUTES.items() if name not in existing.custom_attributes
-    }
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        existing = set(listed.custom_attributes)
+    except RPCError as err:
+        # The time-skipping test server can add search attributes but not list them.
+        if err.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        existing = set()
+    missing = {name: kind for name, kind in SEARCH_ATTRIBUTES.items() if name not in existing}
     if not missing:
         return
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=namespace,
             search_attributes={
-                name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
+                name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{_INDEXED_TYPES[kind]}")
                 for name, kind in missing.items()
             },
         )
@@ -55,3 +74,14 @@ def dev_server_flags() -> list[str]:
     return [
         arg for name, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{name}={kind}")
     ]
+
+
+def search_attribute_keys() -> list[SearchAttributeKey[Any]]:
+    """Typed keys of SEARCH_ATTRIBUTES (what test environments are started with)."""
+    makers: dict[str, Callable[[str], SearchAttributeKey[Any]]] = {
+        "Keyword": SearchAttributeKey.for_keyword,
+        "KeywordList": SearchAttributeKey.for_keyword_list,
+        "Datetime": SearchAttributeKey.for_datetime,
+    }
+    keys: list[SearchAttributeKey[Any]] = [makers[kind](name) for name, kind in SEARCH_ATTRIBUTES.items()]
+    return keys

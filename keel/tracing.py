@@ -183,6 +183,26 @@ class StepTracer:
         record.output = _clip(output)
         self._finish(task_id, ObservationHandle(self, task_id, record, self._start_langfuse(record, None)))
 
+    def score(self, task_id: str, key: str, name: str, value: str, comment: str = "") -> None:
+        """A categorical Langfuse score on the task's trace (a review decision); never raises.
+
+        The score id comes from (task, key): a retried activity sends the same score again,
+        which Langfuse stores once.
+        """
+        if self._langfuse is None:
+            return
+        try:
+            self._langfuse.create_score(
+                name=name,
+                value=value,
+                trace_id=trace_id_for(task_id),
+                score_id=_observation_id(task_id, key),
+                data_type="CATEGORICAL",
+                comment=comment or None,
+            )
+        except Exception:
+            log.warning("langfuse: could not score trace of %s", task_id, exc_info=True)
+
     def _start_langfuse(self, record: Observation, parent: ObservationHandle | None) -> Any:
         if self._langfuse is None:
             return None

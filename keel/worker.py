@@ -15,8 +15,10 @@ from temporalio.langgraph import LangGraphPlugin
 from temporalio.worker import Worker
 
 from activities.agent import AgentActivities
+from activities.audit import AuditActivities
 from activities.ingestion import IngestionActivities
 from activities.sources import SourceActivities
+from keel.audit import AuditLog
 from keel.blobs import BlobStore
 from keel.models import make_provider
 from keel.reranking import make_reranker
@@ -52,6 +54,7 @@ class Components:
     agent: AgentActivities
     ingestion: IngestionActivities
     sources: SourceActivities
+    audit: AuditActivities
     reranker: Reranker
 
 
@@ -92,9 +95,10 @@ def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | 
     registry_client = make_redis(settings.falkordb_url)
     stack.callback(registry_client.close)
     return Components(
-        agent=AgentActivities(settings, vectors, graph, retriever, dense, provider, tracer),
+        agent=AgentActivities(settings, vectors, graph, retriever, dense, provider, tracer, blobs),
         ingestion=ingestion,
         sources=SourceActivities(ingestion, vectors, graph, blobs, SourceRegistry(registry_client)),
+        audit=AuditActivities(AuditLog(registry_client), tracer),
         reranker=reranker,
     )
 
@@ -114,12 +118,14 @@ def make_worker(
             agent.generate,
             agent.grade,
             agent.finalize,
+            agent.review_context,
             ingestion.index_document,
             ingestion.delete_document,
             sources.plan_sync,
             sources.index_files,
             sources.remove_documents,
             sources.record_sync,
+            components.audit.record,
         ],
         # Activities are synchronous and CPU-bound (encoders): as many at once as there are
         # cores, so steps queue instead of thrashing and starving the workflow thread.

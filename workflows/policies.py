@@ -56,3 +56,8 @@ SYNC_STEP_RETRY = RetryPolicy(
 SYNC_BATCH_FILES = 100
 # Children at once: embedding is CPU-bound, more would only queue on the encoder's lock.
 SYNC_BATCH_CONCURRENCY = 2
+
+# The audit log: a decision is not taken until it is recorded, so the retries never give up
+# (an outage of the audit store holds the task, it does not lose the record).
+AUDIT_TIMEOUT = timedelta(seconds=30)
+AUDIT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))

@@ -1,52 +1,238 @@
-"""The approval queue: tasks awaiting a reviewer, and their decisions."""
+"""The approval queue: tasks awaiting a reviewer, claims, and decisions.
+
+The queue is Temporal's visibility (search attributes and memo), so it needs no store of its
+own; a claim or a decision is a workflow update, which is where conflicts are settled
+(its validator's refusal is the 409 a second reviewer gets).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
-from temporalio.client import WorkflowUpdateFailedError
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import KeelSettings, TemporalClient
-from api.schemas import ReviewDone, ReviewIn, ReviewItem, ReviewQueue
-from api.tasks_service import STATUS_QUERIES, describe, is_task_id
-from keel.domain import ReviewDecision
+from api.deps import Graph, KeelSettings, TemporalClient
+from api.schemas import (
+    ClaimIn,
+    ClaimOut,
+    ReviewDetail,
+    ReviewDone,
+    ReviewFilter,
+    ReviewIn,
+    ReviewItem,
+    ReviewQueue,
+    ReviewStateOut,
+)
+from api.tasks_service import STATUS_QUERIES, describe, is_task_id, result_view
+from keel.domain import ReviewClaim, ReviewDecision, ReviewDraft, TaskResult
+from keel.settings import Settings
+from keel.tracing import trace_id_for
 from workflows.agent import AgentWorkflow
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 
+QUEUE_LIMIT = 1000  # items per listing; filters narrow it
+NAME_PATTERN = r"^[^'\\\x00-\x1f]{1,200}$"  # no quotes: values go into visibility queries
+Name = Annotated[str | None, Query(pattern=NAME_PATTERN)]
+
+
+def queue_query(
+    tenant: str,
+    now: datetime,
+    show: ReviewFilter = "open",
+    reviewer: str | None = None,
+    group: str | None = None,
+    reason: str | None = None,
+    min_age_s: float | None = None,
+    max_age_s: float | None = None,
+) -> str:
+    """The visibility query for a queue view; every value is checked against NAME_PATTERN first."""
+    clauses = [
+        "WorkflowType = 'AgentWorkflow'",
+        f"KeelTenant = '{tenant}'",
+        STATUS_QUERIES["awaiting_review"],
+    ]
+    at = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if show == "open":
+        # Claimed by someone else and still leased: hidden. The reviewer's own claims stay.
+        mine = f" OR KeelClaimedBy = '{reviewer}'" if reviewer else ""
+        clauses.append(f"(KeelClaimUntil < '{at}'{mine})")
+    elif show == "claimed":
+        clauses.append(f"KeelClaimUntil >= '{at}'")
+    if group:
+        clauses.append(f"KeelReviewGroup = '{group}'")
+    if reason:
+        clauses.append(f"KeelReviewReasons = '{reason}'")
+    if min_age_s is not None:
+        clauses.append(f"KeelReviewSince <= '{_iso(now - timedelta(seconds=min_age_s))}'")
+    if max_age_s is not None:
+        clauses.append(f"KeelReviewSince >= '{_iso(now - timedelta(seconds=max_age_s))}'")
+    return " AND ".join(clauses)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
 
 @router.get("", response_model=ReviewQueue)
-async def review_queue(client: TemporalClient, settings: KeelSettings) -> ReviewQueue:
-    query = (
-        f"WorkflowType = 'AgentWorkflow' AND KeelTenant = '{settings.tenant}' "
-        f"AND {STATUS_QUERIES['awaiting_review']}"
-    )
+async def review_queue(
+    client: TemporalClient,
+    settings: KeelSettings,
+    show: ReviewFilter = "open",
+    reviewer: Name = None,
+    group: Name = None,
+    reason: Name = None,
+    min_age_s: Annotated[float | None, Query(ge=0)] = None,
+    max_age_s: Annotated[float | None, Query(ge=0)] = None,
+) -> ReviewQueue:
+    """Tasks awaiting review, oldest first. `show=open` (the default) hides items other
+    reviewers hold a live claim on; `reviewer` keeps that reviewer's own claims in view."""
+    now = datetime.now(UTC)
+    query = queue_query(settings.tenant, now, show, reviewer, group, reason, min_age_s, max_age_s)
     items = []
-    async for execution in client.list_workflows(query, limit=500):
+    async for execution in client.list_workflows(query, limit=QUEUE_LIMIT, page_size=QUEUE_LIMIT):
         memo = await execution.memo()
+        review = memo.get("review")
+        state = ReviewStateOut.model_validate(_live(review, now)) if review else None
         items.append(
             ReviewItem(
                 task_id=execution.id,
                 question=memo.get("question"),
                 draft=memo.get("draft"),
                 reason=memo.get("review_reason"),
+                age_s=_age(review, now),
+                review=state,
             )
         )
+    items.sort(key=lambda item: -(item.age_s or 0.0))
     return ReviewQueue(items=items)
+
+
+def _live(review: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The review as of now: a lease that ran out holds nothing."""
+    lease = review.get("lease_until") or ""
+    if lease and datetime.fromisoformat(lease) <= now:
+        return {**review, "claimed_by": "", "lease_until": ""}
+    return review
+
+
+def _age(review: dict[str, Any] | None, now: datetime) -> float | None:
+    if not review or not review.get("requested_at"):
+        return None
+    return round((now - datetime.fromisoformat(review["requested_at"])).total_seconds(), 3)
+
+
+@router.get("/{task_id}", response_model=ReviewDetail)
+async def review_item(
+    task_id: str, client: TemporalClient, settings: KeelSettings, graph: Graph
+) -> ReviewDetail:
+    """One item in full, read from the workflow itself (not visibility): always current."""
+    await _known_task(client, task_id)
+    handle = client.get_workflow_handle(task_id)
+    try:
+        review = await handle.query(AgentWorkflow.review_state)
+        draft = await handle.query(AgentWorkflow.review_draft)
+    except RPCError as err:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"task {task_id} is not awaiting review") from err
+    if review is None or draft is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"task {task_id} is not awaiting review")
+    memo = await (await handle.describe()).memo()
+    now = datetime.now(UTC)
+    return ReviewDetail(
+        task_id=task_id,
+        question=memo.get("question"),
+        draft=draft.answer,
+        citations=await _citations(draft, graph, settings.tenant),
+        review=ReviewStateOut.model_validate(_live(vars(review), now)),
+        trace_url=trace_url(settings, task_id),
+        temporal_url=temporal_url(settings, task_id),
+        context_key=draft.context_key,
+    )
+
+
+async def _citations(draft: ReviewDraft, graph: Graph, tenant: str) -> list[Any]:
+    # Staleness as the task's result shows it: a cited document may have changed meanwhile.
+    shown = TaskResult("completed", draft.answer, list(draft.citations), 0.0, 0, "")
+    return (await result_view(shown, graph, tenant)).citations
+
+
+def trace_url(settings: Settings, task_id: str) -> str:
+    tracing = settings.tracing
+    if tracing.langfuse_enabled:
+        return f"{tracing.langfuse_host.rstrip('/')}/trace/{trace_id_for(task_id)}"
+    return f"/v1/tasks/{task_id}/trace"
+
+
+def temporal_url(settings: Settings, task_id: str) -> str:
+    return (
+        f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{settings.temporal.namespace}/workflows/{task_id}"
+    )
+
+
+@router.post("/{task_id}/claim", response_model=ClaimOut)
+async def claim(task_id: str, body: ClaimIn, client: TemporalClient) -> ClaimOut:
+    """Hide the item from other reviewers for the policy's lease (claiming again renews it)."""
+    await _known_task(client, task_id)
+    ack = await _update(client, task_id, AgentWorkflow.claim_review, ReviewClaim(body.reviewer.strip()))
+    return ClaimOut(**vars(ack))
+
+
+@router.post("/{task_id}/release", response_model=ClaimOut)
+async def release(task_id: str, body: ClaimIn, client: TemporalClient) -> ClaimOut:
+    await _known_task(client, task_id)
+    ack = await _update(client, task_id, AgentWorkflow.release_review, ReviewClaim(body.reviewer.strip()))
+    return ClaimOut(**vars(ack))
 
 
 @router.post("/{task_id}", response_model=ReviewDone)
 async def decide(task_id: str, body: ReviewIn, client: TemporalClient) -> ReviewDone:
-    if not is_task_id(task_id) or await describe(client, task_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task with id {task_id!r}")
+    await _known_task(client, task_id)
+    kept = None
+    if body.citations is not None:
+        draft = await _draft(client, task_id)
+        unknown = set(body.citations) - {c.chunk_id for c in draft.citations}
+        if unknown:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY, f"not cited by the draft: {', '.join(sorted(unknown))}"
+            )
+        kept = [c for c in draft.citations if c.chunk_id in set(body.citations)]
     decision = ReviewDecision(
         decision=body.decision,
         reviewer=body.reviewer.strip(),
         reason=body.reason or "",
         answer=body.answer or "",
+        citations=kept,
+        instruction=body.instruction or "",
+        round=body.round,
     )
+    ack = await _update(client, task_id, AgentWorkflow.submit_review, decision)
+    return ReviewDone(task_id=ack.task_id, decision=ack.decision)
+
+
+async def _draft(client: Client, task_id: str) -> ReviewDraft:
     try:
-        ack = await client.get_workflow_handle(task_id).execute_update(AgentWorkflow.submit_review, decision)
+        draft: ReviewDraft | None = await client.get_workflow_handle(task_id).query(
+            AgentWorkflow.review_draft
+        )
+    except RPCError as err:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"task {task_id} is not awaiting review") from err
+    if draft is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"task {task_id} is not awaiting review")
+    return draft
+
+
+async def _known_task(client: Client, task_id: str) -> None:
+    if not is_task_id(task_id) or await describe(client, task_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task with id {task_id!r}")
+
+
+async def _update(client: Client, task_id: str, update: Any, arg: Any) -> Any:
+    """Run a review update; its validator's refusal (stale, conflicting, not allowed) is a 409."""
+    try:
+        return await client.get_workflow_handle(task_id).execute_update(update, arg)
     except WorkflowUpdateFailedError as err:
         reason = str(err.cause) if err.cause else "the decision was refused"
         raise HTTPException(status.HTTP_409_CONFLICT, reason) from err
@@ -55,4 +241,3 @@ async def decide(task_id: str, body: ReviewIn, client: TemporalClient) -> Review
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
             raise HTTPException(status.HTTP_409_CONFLICT, f"task {task_id} is not awaiting review") from err
         raise
-    return ReviewDone(task_id=ack.task_id, decision=ack.decision)

@@ -11,7 +11,7 @@ from temporalio.service import RPCError
 from api.deps import Graph, KeelSettings, State, TemporalClient
 from api.schemas import ObservationOut, TaskAccepted, TaskIn, TaskList, TaskOut, TaskStatusLiteral, TraceOut
 from api.tasks_service import STATUS_QUERIES, TASK_PREFIX, describe, is_task_id, task_detail, task_view
-from keel.domain import TaskRequest
+from keel.domain import ReviewOverrides, TaskRequest
 from keel.tracing import trace_id_for
 from workflows.agent import KEEL_STATUS, KEEL_TENANT, AgentWorkflow
 
@@ -27,7 +27,13 @@ async def submit_task(body: TaskIn, client: TemporalClient, settings: KeelSettin
     task_id = f"{TASK_PREFIX}{uuid.uuid4().hex}"
     await client.start_workflow(
         AgentWorkflow.run,
-        TaskRequest(question=body.question, review=body.review, tenant=settings.tenant),
+        TaskRequest(
+            question=body.question,
+            review=body.review,
+            tenant=settings.tenant,
+            requester=body.requester.strip(),
+            overrides=ReviewOverrides(**body.review_policy.model_dump()),
+        ),
         id=task_id,
         task_queue=settings.temporal.task_queue,
         memo={"question": body.question, "status": "running", "step": "queued"},

@@ -1,0 +1,37 @@
+"""The audit trail of review decisions, per task or per reviewer."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from api.deps import KeelSettings, State
+from api.schemas import AuditEntryOut, AuditOut
+from keel.audit import AuditLog
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+@router.get("", response_model=AuditOut)
+async def audit(
+    state: State,
+    settings: KeelSettings,
+    task_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    reviewer: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> AuditOut:
+    """Every decision on a task (`task_id`) or by a person (`reviewer`), oldest first.
+
+    Deadline actions (escalate, expire) are by the reviewer "keel".
+    """
+    if (task_id is None) == (reviewer is None):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "give exactly one of task_id or reviewer")
+    log = AuditLog(state.redis)
+    if task_id is not None:
+        entries = await asyncio.to_thread(log.for_task, settings.tenant, task_id)
+    else:
+        assert reviewer is not None
+        entries = await asyncio.to_thread(log.for_reviewer, settings.tenant, reviewer)
+    return AuditOut(entries=[AuditEntryOut.model_validate(asdict(e)) for e in entries])
