@@ -22,12 +22,16 @@ $(DEV): $(RUNTIME)
 	$(BIN)/pip install -e ".[dev]"
 	touch $(DEV)
 
+# The browser tests drive Debian's Chromium; `playwright install` would download its own. Needs root, once.
+/usr/bin/chromium:
+	apt-get update && apt-get install -y --no-install-recommends chromium
+
 install: $(DEV)
 
 up: $(RUNTIME)
 	$(BIN)/keel up
 
-test: $(DEV)
+test: $(DEV) /usr/bin/chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

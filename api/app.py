@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import AppState
-from api.routers import audit, documents, health, reviews, sources, tasks
+from api.routers import audit, documents, health, review_page, reviews, sources, tasks
 from keel.blobs import BlobStore
 from keel.settings import Settings
 from keel.tracing import LocalTraceStore, make_redis
@@ -57,6 +57,7 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         tasks.router,
         reviews.router,
         audit.router,
+        review_page.router,
     ):
         app.include_router(router)
 

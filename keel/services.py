@@ -312,7 +312,7 @@ def _print_ready(settings: Settings, base: str) -> None:
         f"  Temporal UI:   http://{settings.temporal.host}:{settings.temporal.ui_port}"
         if not settings.temporal.address
         else f"  Temporal:      {settings.temporal.address}",
-        f"  Review queue:  {base}/v1/reviews",
+        f"  Reviewer page: {base}/review  (JSON: {base}/v1/reviews)",
         f"  Data dir:      {settings.data_dir.resolve()}",
         "Ctrl-C stops every service.",
     ]

@@ -27,7 +27,7 @@ async def audit(
     Deadline actions (escalate, expire) are by the reviewer "keel".
     """
     if (task_id is None) == (reviewer is None):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "give exactly one of task_id or reviewer")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give exactly one of task_id or reviewer")
     log = AuditLog(state.redis)
     if task_id is not None:
         entries = await asyncio.to_thread(log.for_task, settings.tenant, task_id)

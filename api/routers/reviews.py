@@ -196,7 +196,7 @@ async def decide(task_id: str, body: ReviewIn, client: TemporalClient) -> Review
         unknown = set(body.citations) - {c.chunk_id for c in draft.citations}
         if unknown:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, f"not cited by the draft: {', '.join(sorted(unknown))}"
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"not cited by the draft: {', '.join(sorted(unknown))}"
             )
         kept = [c for c in draft.citations if c.chunk_id in set(body.citations)]
     decision = ReviewDecision(
@@ -234,7 +234,8 @@ async def _update(client: Client, task_id: str, update: Any, arg: Any) -> Any:
     try:
         return await client.get_workflow_handle(task_id).execute_update(update, arg)
     except WorkflowUpdateFailedError as err:
-        reason = str(err.cause) if err.cause else "the decision was refused"
+        # The validator's own words ("claimed by sam until …"), not the exception's type name.
+        reason = getattr(err.cause, "message", None) or str(err.cause or "the decision was refused")
         raise HTTPException(status.HTTP_409_CONFLICT, reason) from err
     except RPCError as err:
         # An update to a finished workflow fails as an RPC error, not an update failure.

@@ -250,3 +250,24 @@ async def test_the_queue_filters_by_reason_group_and_age(api: httpx.AsyncClient,
     item = next(i for i in (await api.get("/v1/reviews")).json()["items"] if i["task_id"] == task_id)
     assert item["age_s"] > 0 and item["review"]["group"] == "reviewers" and item["review"]["deadline"]
     await api.post(f"/v1/tasks/{task_id}/cancel")
+
+
+async def test_the_audit_is_read_back_by_a_restarted_api(
+    api: httpx.AsyncClient, platform, temporal_env, demo_corpus
+) -> None:
+    # The API keeps nothing itself: a new instance (a restart) reads the same trail. The store's
+    # own restart is tests/keel/test_audit.py::test_the_log_survives_a_restart_of_its_server.
+    from api.app import create_app
+
+    task_id = await awaiting(api)
+    sam = person()
+    assert (
+        await decide(api, task_id, decision="reject", reviewer=sam, reason="wrong team")
+    ).status_code == 200
+    await wait_for_status(api, task_id, {"rejected"})
+    app = create_app(platform.settings, temporal=temporal_env.client)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as restarted:
+            [entry] = await audit(restarted, reviewer=sam)
+    assert (entry["task_id"], entry["action"], entry["reason"]) == (task_id, "reject", "wrong team")

@@ -1,0 +1,78 @@
+"""What the reviewer page's forms send, checked, and explained in words a reviewer can act on.
+
+The page calls the JSON routes' functions directly, past FastAPI's own checks: these stand in for
+them (the queue's values go into a visibility query), and their errors become a sentence, not JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import HTTPException, status
+from pydantic import BaseModel, Field, ValidationError
+
+from api.routers.reviews import NAME_PATTERN
+from api.schemas import ClaimIn, ReviewFilter
+
+_UNPROCESSABLE = status.HTTP_422_UNPROCESSABLE_CONTENT
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What went wrong, for the page: a status code and the reason."""
+
+    status: int
+    detail: str
+
+    @classmethod
+    def of(cls, err: HTTPException) -> Problem:
+        return cls(err.status_code, str(err.detail))
+
+    @classmethod
+    def invalid(cls, detail: str) -> Problem:
+        return cls(_UNPROCESSABLE, detail)
+
+
+class QueueFilters(BaseModel):
+    """The queue's filter form. Ages are in minutes, as a person types them."""
+
+    show: ReviewFilter = "open"
+    group: str | None = Field(default=None, pattern=NAME_PATTERN)
+    reason: str | None = Field(default=None, pattern=NAME_PATTERN)
+    min_age: float | None = Field(default=None, ge=0)
+    max_age: float | None = Field(default=None, ge=0)
+
+    @classmethod
+    def from_form(cls, form: dict[str, str]) -> QueueFilters:
+        # HTML forms send an empty input as "": that means no filter.
+        return cls.model_validate({key: value for key, value in form.items() if value.strip()})
+
+
+def name_problem(name: str) -> str:
+    """Why `name` cannot be a reviewer's name ("" when it can). ClaimIn is the judge."""
+    try:
+        ClaimIn(reviewer=name)
+        if name.strip():
+            return ""
+    except ValidationError:
+        pass
+    if not name.strip():
+        return "the name is empty"
+    if len(name) > 200:
+        return f"the name is {len(name)} characters long; at most 200 are allowed"
+    return "the name contains a quote, a backslash or a control character"
+
+
+def readable(err: ValidationError) -> str:
+    """A validation error as one sentence per field."""
+    parts = []
+    for error in err.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "string_pattern_mismatch":
+            text = "must be 1 to 200 characters, without quotes, backslashes or control characters"
+        elif error["type"] == "value_error":
+            text = str(error["ctx"]["error"])
+        else:
+            text = error["msg"]
+        parts.append(f"{where}: {text}" if where else text)
+    return "; ".join(parts)
