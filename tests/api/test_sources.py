@@ -46,7 +46,7 @@ async def test_unknown_source_is_404(api: httpx.AsyncClient) -> None:
 
 
 async def test_source_added_synced_and_read_over_rest(
-    api: httpx.AsyncClient, platform, tmp_path: Path
+    api: httpx.AsyncClient, platform, temporal_env, tmp_path: Path
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     root = tmp_path / f"notes-{tag}"
@@ -64,15 +64,21 @@ async def test_source_added_synced_and_read_over_rest(
     started = _check(await api.post(f"/v1/sources/{source_id}/sync"), 202)
     assert started["workflow_id"] and started["run_id"]
 
-    async def finished(run_id: str) -> dict:
+    async def finished(started: dict) -> dict:
         async def probe() -> dict | None:
             view = _check(await api.get(f"/v1/sources/{source_id}"), 200)
             sync = view["last_sync"]
-            return view if sync["run_id"] == run_id and sync["status"] in ("completed", "failed") else None
+            done = sync["run_id"] == started["run_id"] and sync["status"] in ("completed", "failed")
+            return view if done else None
 
-        return await eventually(probe, 120, f"source {source_id} to sync")
+        view = await eventually(probe, 120, f"source {source_id} to sync")
+        # The record is the sync's last step, not its end: a "sync now" before the workflow has
+        # closed joins the closing run (POST .../sync joins a running sync) instead of starting one.
+        handle = temporal_env.client.get_workflow_handle(started["workflow_id"], run_id=started["run_id"])
+        await handle.result()
+        return view
 
-    view = await finished(started["run_id"])
+    view = await finished(started)
     sync = view["last_sync"]
     assert sync["status"] == "completed" and sync["run_id"] == started["run_id"]
     assert (sync["scanned"], sync["changed_files"], sync["files_done"]) == (3, 3, 3)
@@ -83,7 +89,9 @@ async def test_source_added_synced_and_read_over_rest(
 
     # The file is gone: the next sync removes its document from both stores.
     (root / f"{tag}-beta.txt").unlink()
-    view = await finished(_check(await api.post(f"/v1/sources/{source_id}/sync"), 202)["run_id"])
+    again = _check(await api.post(f"/v1/sources/{source_id}/sync"), 202)
+    assert again["run_id"] != started["run_id"]
+    view = await finished(again)
     assert (view["last_sync"]["deleted"], view["last_sync"]["embedded_chunks"]) == (1, 0)
     tenant = platform.settings.tenant
     assert platform.components.ingestion._graph.document(tenant, f"{tag}-beta") is None
