@@ -228,6 +228,18 @@ class ReviewAck:
 
 
 @dataclass
+class ReviewQueueEntry:
+    """A task's line in the review queue; `review` None takes it off the queue."""
+
+    tenant: str
+    task_id: str
+    question: str
+    draft: str  # the start of the draft: enough for a list
+    reason: str
+    review: ReviewState | None
+
+
+@dataclass
 class AuditEntry:
     """One decision on a task's review: who, when, what changed, why. Kept outside Temporal."""
 

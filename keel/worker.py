@@ -17,11 +17,13 @@ from temporalio.worker import Worker
 from activities.agent import AgentActivities
 from activities.audit import AuditActivities
 from activities.ingestion import IngestionActivities
+from activities.review_queue import ReviewQueueActivities
 from activities.sources import SourceActivities
 from keel.audit import AuditLog
 from keel.blobs import BlobStore
 from keel.models import make_provider
 from keel.reranking import make_reranker
+from keel.review_queue import ReviewQueueIndex
 from keel.settings import Settings
 from keel.sources import SourceRegistry
 from keel.tracing import LocalTraceStore, StepTracer, make_langfuse, make_redis
@@ -55,6 +57,7 @@ class Components:
     ingestion: IngestionActivities
     sources: SourceActivities
     audit: AuditActivities
+    review_queue: ReviewQueueActivities
     reranker: Reranker
 
 
@@ -99,6 +102,7 @@ def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | 
         ingestion=ingestion,
         sources=SourceActivities(ingestion, vectors, graph, blobs, SourceRegistry(registry_client)),
         audit=AuditActivities(AuditLog(registry_client), tracer),
+        review_queue=ReviewQueueActivities(ReviewQueueIndex(registry_client)),
         reranker=reranker,
     )
 
@@ -126,6 +130,7 @@ def make_worker(
             sources.remove_documents,
             sources.record_sync,
             components.audit.record,
+            components.review_queue.publish,
         ],
         # Activities are synchronous and CPU-bound (encoders): as many at once as there are
         # cores, so steps queue instead of thrashing and starving the workflow thread.

@@ -6,6 +6,7 @@ deadline's escalation or rejection as durable timers. Every decision goes to the
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from workflows.agent_graph import AGENT_GRAPH, answer_diff
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
+    from activities.review_queue import ReviewQueueActivities
     from keel.domain import (
         AuditEntry,
         Citation,
@@ -31,10 +33,12 @@ with workflow.unsafe.imports_passed_through():
         ReviewDecision,
         ReviewDraft,
         ReviewPlan,
+        ReviewQueueEntry,
         ReviewState,
         TaskRequest,
         TaskResult,
     )
+    from keel.review_queue import reason_kind
 
 # Registered on the Temporal server (`keel.temporal.SEARCH_ATTRIBUTES`); the queue lists by them.
 KEEL_STATUS = SearchAttributeKey.for_keyword("KeelStatus")
@@ -47,11 +51,7 @@ KEEL_CLAIMED_BY = SearchAttributeKey.for_keyword("KeelClaimedBy")
 KEEL_CLAIM_UNTIL = SearchAttributeKey.for_datetime("KeelClaimUntil")
 UNCLAIMED = datetime(1970, 1, 1, tzinfo=UTC)
 SYSTEM_ACTOR = "keel"  # who acts when a deadline passes
-
-
-def reason_kind(reason: str) -> str:
-    """ "weak grounding (0.31 < 0.50)" -> "weak grounding": what the queue filters on."""
-    return reason.split(" (", 1)[0]
+QUEUE_DRAFT_CHARS = 600  # of the draft in the queue's list; the item itself shows it whole
 
 
 @workflow.defn
@@ -63,10 +63,13 @@ class AgentWorkflow:
         self._plan: ReviewPlan | None = None
         self._tenant = ""
         self._draft: ReviewDraft | None = None  # the answer under review
+        self._question = ""
+        self._reason = ""  # why the answer is under review, joined
+        self._queue_stale = False  # a claim or release changed what the queue shows
 
     @workflow.run
     async def run(self, request: TaskRequest) -> TaskResult:
-        self._tenant = request.tenant
+        self._tenant, self._question = request.tenant, request.question
         app = graph(AGENT_GRAPH).compile(checkpointer=InMemorySaver())
         config: Any = {"configurable": {"thread_id": workflow.info().workflow_id}}
         state = await app.ainvoke({"request": asdict(request)}, config)
@@ -93,11 +96,20 @@ class AgentWorkflow:
                 four_eyes=self._plan.four_eyes,
                 changes_left=max(0, self._plan.max_change_rounds - changes_used),
             )
-            self._set_status("awaiting_review", draft=payload["answer"], review_reason=payload["reason"])
-            decision = await self._decision_or_deadline(payload["answer"])
+            self._reason = payload["reason"]
+            self._set_status("awaiting_review", draft=payload["answer"], review_reason=self._reason)
+            await self._publish_to_queue()
+            try:
+                decision = await self._decision_or_deadline(payload["answer"])
+            except asyncio.CancelledError:
+                # A task cancelled while it waits must not stay in reviewers' queues.
+                self._review = None
+                await self._publish_to_queue()
+                raise
             review = self._review
             self._review, self._draft = None, None
             self._set_status("running")  # off the review queue as soon as someone decided
+            await self._publish_to_queue()
             resume = {
                 "decision": asdict(decision),
                 "requested_at": review.requested_at,
@@ -117,7 +129,8 @@ class AgentWorkflow:
             left = datetime.fromisoformat(self._review.deadline) - workflow.now()
             try:
                 await workflow.wait_condition(
-                    lambda: self._decision is not None, timeout=max(left, timedelta(milliseconds=1))
+                    lambda: self._decision is not None or self._queue_stale,
+                    timeout=max(left, timedelta(milliseconds=1)),
                 )
             except TimeoutError:
                 if self._plan.on_deadline == "escalate" and not self._review.escalated:
@@ -126,8 +139,10 @@ class AgentWorkflow:
                 reason = f"no decision by the deadline ({self._review.deadline})"
                 await self._audit("expire", SYSTEM_ACTOR, reason=reason)
                 return ReviewDecision(decision="reject", reviewer=SYSTEM_ACTOR, reason=reason)
+            if self._decision is None:  # a claim or release: the queue shows it, then wait on
+                await self._publish_to_queue()
+                continue
             decision, self._decision = self._decision, None
-            assert decision is not None  # the wait condition guarantees it
             edit = decision.decision == "edit"
             kept = None if decision.citations is None else {c.chunk_id for c in decision.citations}
             await self._audit(
@@ -148,8 +163,31 @@ class AgentWorkflow:
         review.claimed_by, review.lease_until = "", ""
         review.deadline = (workflow.now() + timedelta(seconds=plan.escalation_deadline_s)).isoformat()
         self._publish_review()
+        await self._publish_to_queue()
         await self._audit(
             "escalate", SYSTEM_ACTOR, reason=f"undecided by {previous} within {plan.deadline_s:g} s"
+        )
+
+    async def _publish_to_queue(self) -> None:
+        """Write the task's line in the review queue's index (none when it is not under review).
+
+        Only this coroutine writes it, in order: update handlers mark it stale and the wait
+        loop publishes, so a late write can never bring a decided task's line back.
+        """
+        self._queue_stale = False
+        entry = ReviewQueueEntry(
+            tenant=self._tenant,
+            task_id=workflow.info().workflow_id,
+            question=self._question,
+            draft=self._draft.answer[:QUEUE_DRAFT_CHARS] if self._draft else "",
+            reason=self._reason,
+            review=self._review,
+        )
+        await workflow.execute_local_activity_method(
+            ReviewQueueActivities.publish,
+            entry,
+            start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
+            retry_policy=policies.AUDIT_RETRY,
         )
 
     async def _audit(self, action: str, actor: str, **details: Any) -> None:
@@ -230,6 +268,7 @@ class AgentWorkflow:
         until = workflow.now() + timedelta(seconds=self._plan.lease_s)
         self._review.claimed_by, self._review.lease_until = claim.reviewer, until.isoformat()
         self._publish_review()
+        self._queue_stale = True
         task_id = workflow.info().workflow_id
         return ClaimAck(task_id, claim.reviewer, self._review.lease_until, self._review.round)
 
@@ -245,6 +284,7 @@ class AgentWorkflow:
         assert self._review is not None
         self._review.claimed_by, self._review.lease_until = "", ""
         self._publish_review()
+        self._queue_stale = True
         return ClaimAck(workflow.info().workflow_id, claim.reviewer, "", self._review.round)
 
     @release_review.validator

@@ -115,7 +115,7 @@ async def _queue(
     try:
         filters = QueueFilters.from_form(form)
         queue = await reviews.review_queue(
-            state.temporal,
+            state,
             state.settings,
             show=filters.show,
             reviewer=reviewer or None,

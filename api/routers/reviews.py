@@ -1,20 +1,21 @@
 """The approval queue: tasks awaiting a reviewer, claims, and decisions.
 
-The queue is Temporal's visibility (search attributes and memo), so it needs no store of its
-own; a claim or a decision is a workflow update, which is where conflicts are settled
-(its validator's refusal is the 409 a second reviewer gets).
+The list comes from the queue's index, which the workflows keep (keel/review_queue.py); one
+item is read from its workflow. A claim or a decision is a workflow update, which is where
+conflicts are settled (its validator's refusal is the 409 a second reviewer gets).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import asyncio
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import Graph, KeelSettings, TemporalClient
+from api.deps import Graph, KeelSettings, State, TemporalClient
 from api.schemas import (
     ClaimIn,
     ClaimOut,
@@ -26,60 +27,22 @@ from api.schemas import (
     ReviewQueue,
     ReviewStateOut,
 )
-from api.tasks_service import STATUS_QUERIES, describe, is_task_id, result_view
+from api.tasks_service import describe, is_task_id, result_view
 from keel.domain import ReviewClaim, ReviewDecision, ReviewDraft, TaskResult
+from keel.review_queue import QueueFilter, ReviewQueueIndex, claim_holder, select
 from keel.settings import Settings
 from keel.tracing import trace_id_for
 from workflows.agent import AgentWorkflow
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 
-QUEUE_LIMIT = 1000  # items per listing; filters narrow it
-NAME_PATTERN = r"^[^'\\\x00-\x1f]{1,200}$"  # no quotes: values go into visibility queries
+NAME_PATTERN = r"^[^'\\\x00-\x1f]{1,200}$"  # like api/schemas.py's names
 Name = Annotated[str | None, Query(pattern=NAME_PATTERN)]
-
-
-def queue_query(
-    tenant: str,
-    now: datetime,
-    show: ReviewFilter = "open",
-    reviewer: str | None = None,
-    group: str | None = None,
-    reason: str | None = None,
-    min_age_s: float | None = None,
-    max_age_s: float | None = None,
-) -> str:
-    """The visibility query for a queue view; every value is checked against NAME_PATTERN first."""
-    clauses = [
-        "WorkflowType = 'AgentWorkflow'",
-        f"KeelTenant = '{tenant}'",
-        STATUS_QUERIES["awaiting_review"],
-    ]
-    at = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if show == "open":
-        # Claimed by someone else and still leased: hidden. The reviewer's own claims stay.
-        mine = f" OR KeelClaimedBy = '{reviewer}'" if reviewer else ""
-        clauses.append(f"(KeelClaimUntil < '{at}'{mine})")
-    elif show == "claimed":
-        clauses.append(f"KeelClaimUntil >= '{at}'")
-    if group:
-        clauses.append(f"KeelReviewGroup = '{group}'")
-    if reason:
-        clauses.append(f"KeelReviewReasons = '{reason}'")
-    if min_age_s is not None:
-        clauses.append(f"KeelReviewSince <= '{_iso(now - timedelta(seconds=min_age_s))}'")
-    if max_age_s is not None:
-        clauses.append(f"KeelReviewSince >= '{_iso(now - timedelta(seconds=max_age_s))}'")
-    return " AND ".join(clauses)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @router.get("", response_model=ReviewQueue)
 async def review_queue(
-    client: TemporalClient,
+    state: State,
     settings: KeelSettings,
     show: ReviewFilter = "open",
     reviewer: Name = None,
@@ -89,40 +52,34 @@ async def review_queue(
     max_age_s: Annotated[float | None, Query(ge=0)] = None,
 ) -> ReviewQueue:
     """Tasks awaiting review, oldest first. `show=open` (the default) hides items other
-    reviewers hold a live claim on; `reviewer` keeps that reviewer's own claims in view."""
+    reviewers hold a live claim on; `reviewer` keeps that reviewer's own claims in view.
+
+    Read from the queue's index (keel/review_queue.py), which the workflows keep.
+    """
+    wanted = QueueFilter(show, reviewer or "", group or "", reason or "", min_age_s, max_age_s)
+    entries = await asyncio.to_thread(ReviewQueueIndex(state.redis).entries, settings.tenant)
     now = datetime.now(UTC)
-    query = queue_query(settings.tenant, now, show, reviewer, group, reason, min_age_s, max_age_s)
     items = []
-    async for execution in client.list_workflows(query, limit=QUEUE_LIMIT, page_size=QUEUE_LIMIT):
-        memo = await execution.memo()
-        review = memo.get("review")
-        state = ReviewStateOut.model_validate(_live(review, now)) if review else None
+    for entry in select(entries, wanted, now):
+        review = entry["review"]
         items.append(
             ReviewItem(
-                task_id=execution.id,
-                question=memo.get("question"),
-                draft=memo.get("draft"),
-                reason=memo.get("review_reason"),
-                age_s=_age(review, now),
-                review=state,
+                task_id=entry["task_id"],
+                question=entry["question"],
+                draft=entry["draft"],
+                reason=entry["reason"],
+                age_s=entry["age_s"],
+                review=ReviewStateOut.model_validate(_live(review, now)),
             )
         )
-    items.sort(key=lambda item: -(item.age_s or 0.0))
     return ReviewQueue(items=items)
 
 
 def _live(review: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The review as of now: a lease that ran out holds nothing."""
-    lease = review.get("lease_until") or ""
-    if lease and datetime.fromisoformat(lease) <= now:
-        return {**review, "claimed_by": "", "lease_until": ""}
-    return review
-
-
-def _age(review: dict[str, Any] | None, now: datetime) -> float | None:
-    if not review or not review.get("requested_at"):
-        return None
-    return round((now - datetime.fromisoformat(review["requested_at"])).total_seconds(), 3)
+    if claim_holder(review, now):
+        return review
+    return {**review, "claimed_by": "", "lease_until": ""}
 
 
 @router.get("/{task_id}", response_model=ReviewDetail)
