@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
+
+from keel.settings import check_patterns
 
 DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 MAX_DOCUMENT_CHARS = 2_000_000
@@ -67,12 +68,7 @@ class ReviewPolicyIn(BaseModel):
     @field_validator("sensitive_patterns")
     @classmethod
     def _patterns_compile(cls, patterns: list[str] | None) -> list[str] | None:
-        for pattern in patterns or []:
-            try:
-                re.compile(pattern)
-            except re.error as err:
-                raise ValueError(f"sensitive pattern {pattern!r} is not a regular expression: {err}") from err
-        return patterns
+        return None if patterns is None else check_patterns(patterns)
 
 
 class TaskIn(BaseModel):

@@ -28,12 +28,13 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from cpu_usage import NOISY_SHARE, Usage
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -54,13 +55,10 @@ from workflows import policies
 from workflows.sources import SourceSyncWorkflow, sync_workflow_id
 
 REPO = Path(__file__).resolve().parent.parent
-T = TypeVar("T")
 TENANT = "bench"
 SOURCE, WARMUP_SOURCE = "corpus", "warmup"
 THROUGHPUT_TARGET = 0.85  # end-to-end chunks/s as a share of the encoder's own
 RESYNC_TARGET = 50.0  # first sync / re-sync of the unchanged folder
-# Other processes taking more than this share of the CPUs in a step make the ratio unreliable.
-NOISY_SHARE = 0.05
 
 
 # --- Corpus ---------------------------------------------------------------------------------
@@ -262,65 +260,6 @@ async def sync(
     spans = await activity_spans(client, workflow_id)
     stages, texts = dict(timers.seconds), list(timers.encode_calls)
     return Sync(record, wall, encoded, stages, phases(spans, started_at, finished_at), texts)
-
-
-def cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by this process (bench + worker), by each child server (FalkorDB,
-    Temporal) and, where /proc exists, by the whole machine: the rest is other people's work."""
-    own = os.times()
-    used = {"this process": own.user + own.system}
-    proc = Path("/proc")
-    if not (proc / "stat").is_file():
-        return used
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = [int(x) for x in (proc / "stat").read_text().split("\n", 1)[0].split()[1:9]]
-    used["machine"] = (sum(cpu) - cpu[3] - cpu[4]) / ticks  # all but idle and iowait
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == os.getpid():
-                name = stat.with_name("comm").read_text().strip()
-                used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
-        except (OSError, ValueError, IndexError):
-            continue  # a process that ended meanwhile
-    return used
-
-
-class Usage:
-    """Wall time and CPU seconds per process over each step of the run."""
-
-    def __init__(self) -> None:
-        self.steps: dict[str, dict[str, float]] = {}
-
-    async def step(self, name: str, work: Awaitable[T]) -> T:
-        before, started = cpu_seconds(), time.perf_counter()
-        result = await work
-        after = cpu_seconds()
-        self.steps[name] = {"wall": time.perf_counter() - started} | {
-            k: v - before.get(k, 0.0) for k, v in after.items()
-        }
-        return result
-
-    def others_share(self) -> float:
-        """The largest share of the machine's CPU that other processes took in any step."""
-        shares = [
-            (used["machine"] - sum(v for k, v in used.items() if k not in ("wall", "machine")))
-            / ((os.cpu_count() or 1) * used["wall"])
-            for used in self.steps.values()
-            if "machine" in used
-        ]
-        return max(shares, default=0.0)
-
-    def print(self) -> None:
-        names = sorted({k for used in self.steps.values() for k in used} - {"wall", "machine"})
-        print(f"\nCPU seconds per step ({os.cpu_count()} cores; 'others': the rest of the machine)")
-        print(f"  {'step':<22}{'wall':>8}" + "".join(f"{n[:14]:>15}" for n in [*names, "others", "idle"]))
-        for step, used in self.steps.items():
-            ours = sum(used.get(n, 0.0) for n in names)
-            machine = used.get("machine", ours)
-            idle = (os.cpu_count() or 1) * used["wall"] - machine
-            cells = [used.get(n, 0.0) for n in names] + [machine - ours, idle]
-            print(f"  {step:<22}{used['wall']:>8.1f}" + "".join(f"{c:>15.1f}" for c in cells))
 
 
 def time_encoder(dense: DenseEncoder, calls: Sequence[Sequence[str]]) -> float:

@@ -31,15 +31,16 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import uvicorn
+from cpu_usage import NOISY_SHARE, Usage
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
@@ -57,7 +58,6 @@ from keel.temporal import search_attribute_keys
 from keel.tracing import make_redis
 from keel.worker import build_components, make_worker
 
-T = TypeVar("T")
 TARGET_P95_MS = 200.0  # the issue: 500 tasks awaiting review, listing under 200 ms p95
 REVIEWER = "rita"
 # Query parameters of GET /v1/reviews per view; the first is the default view the target is for.
@@ -70,8 +70,6 @@ VIEWS: dict[str, dict[str, str]] = {
 }
 WARMUP = 3  # untimed calls before each series: connections, first-call caches
 POLL_S = 2.0  # between listings while the queue fills: each one takes CPU from the worker
-# Other processes taking more than this share of the CPUs in a step make the latencies unreliable.
-NOISY_SHARE = 0.05
 
 
 class BenchError(Exception):
@@ -340,65 +338,6 @@ def ms(seconds: float) -> float:
 # --- CPU seconds ----------------------------------------------------------------------------
 
 
-def cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by this process (bench, API, worker), by each child server
-    (FalkorDB, Temporal) and, where /proc exists, by the whole machine: the rest is others' work."""
-    own = os.times()
-    used = {"this process": own.user + own.system}
-    proc = Path("/proc")
-    if not (proc / "stat").is_file():
-        return used
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = [int(x) for x in (proc / "stat").read_text().split("\n", 1)[0].split()[1:9]]
-    used["machine"] = (sum(cpu) - cpu[3] - cpu[4]) / ticks  # all but idle and iowait
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == os.getpid():
-                name = stat.with_name("comm").read_text().strip()
-                used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
-        except (OSError, ValueError, IndexError):
-            continue  # a process that ended meanwhile
-    return used
-
-
-class Usage:
-    """Wall time and CPU seconds per process over each step of the timing."""
-
-    def __init__(self) -> None:
-        self.steps: dict[str, dict[str, float]] = {}
-
-    async def step(self, name: str, work: Awaitable[T]) -> T:
-        before, started = cpu_seconds(), time.perf_counter()
-        result = await work
-        after = cpu_seconds()
-        self.steps[name] = {"wall": time.perf_counter() - started} | {
-            k: v - before.get(k, 0.0) for k, v in after.items()
-        }
-        return result
-
-    def others_share(self) -> float:
-        """The largest share of the machine's CPUs that other processes took in any step."""
-        shares = [
-            (used["machine"] - sum(v for k, v in used.items() if k not in ("wall", "machine")))
-            / ((os.cpu_count() or 1) * used["wall"])
-            for used in self.steps.values()
-            if "machine" in used
-        ]
-        return max(shares, default=0.0)
-
-    def print(self) -> None:
-        names = sorted({k for used in self.steps.values() for k in used} - {"wall", "machine"})
-        print(f"\nCPU seconds per step ({os.cpu_count()} cores; 'others': the rest of the machine)")
-        print(f"  {'step':<28}{'wall':>8}" + "".join(f"{n[:14]:>15}" for n in [*names, "others", "idle"]))
-        for step, used in self.steps.items():
-            ours = sum(used.get(n, 0.0) for n in names)
-            machine = used.get("machine", ours)
-            idle = (os.cpu_count() or 1) * used["wall"] - machine
-            cells = [used.get(n, 0.0) for n in names] + [machine - ours, idle]
-            print(f"  {step:<28}{used['wall']:>8.1f}" + "".join(f"{c:>15.1f}" for c in cells))
-
-
 # --- Reporting ------------------------------------------------------------------------------
 
 
@@ -506,7 +445,7 @@ async def measure(args: argparse.Namespace, directory: Path) -> tuple[dict[str, 
             f"{args.tasks} tasks (review always) submitted over REST in {submitted:.1f} s; all listed by "
             f"GET /v1/reviews?show=all after {filled:.1f} s ({args.tasks / filled:.2f} tasks/s)"
         )
-        usage = Usage()
+        usage = Usage(step_width=28)
         series = {
             view: await usage.step(view, time_view(api, platform.clock, params, ids, args.repeat))
             for view, params in VIEWS.items()

@@ -183,12 +183,17 @@ class ReviewPolicySettings(BaseModel):
     @field_validator("sensitive_patterns")
     @classmethod
     def _patterns_compile(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as err:
-                raise ValueError(f"sensitive pattern {pattern!r} is not a regular expression: {err}") from err
-        return patterns
+        return check_patterns(patterns)
+
+
+def check_patterns(patterns: list[str]) -> list[str]:
+    """The patterns, once each is known to compile; ValueError naming the first that does not."""
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"sensitive pattern {pattern!r} is not a regular expression: {err}") from err
+    return patterns
 
 
 class ReviewSettings(BaseModel):
