@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Graph, KeelSettings, State, TemporalClient
@@ -87,7 +87,7 @@ async def review_item(
     task_id: str, client: TemporalClient, settings: KeelSettings, graph: Graph
 ) -> ReviewDetail:
     """One item in full, read from the workflow itself (not visibility): always current."""
-    await _known_task(client, task_id)
+    described = await _known_task(client, task_id)
     handle = client.get_workflow_handle(task_id)
     try:
         review = await handle.query(AgentWorkflow.review_state)
@@ -96,7 +96,7 @@ async def review_item(
         raise HTTPException(status.HTTP_409_CONFLICT, f"task {task_id} is not awaiting review") from err
     if review is None or draft is None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"task {task_id} is not awaiting review")
-    memo = await (await handle.describe()).memo()
+    memo = await described.memo()
     now = datetime.now(UTC)
     return ReviewDetail(
         task_id=task_id,
@@ -181,9 +181,11 @@ async def _draft(client: Client, task_id: str) -> ReviewDraft:
     return draft
 
 
-async def _known_task(client: Client, task_id: str) -> None:
-    if not is_task_id(task_id) or await describe(client, task_id) is None:
+async def _known_task(client: Client, task_id: str) -> WorkflowExecutionDescription:
+    found = await describe(client, task_id) if is_task_id(task_id) else None
+    if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task with id {task_id!r}")
+    return found
 
 
 async def _update(client: Client, task_id: str, update: Any, arg: Any) -> Any:
