@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 
@@ -94,11 +95,13 @@ async def test_a_reviewer_claims_and_approves_in_the_browser(
 
     await page.get_by_label("Policy reason").fill("review requested")
     await page.get_by_role("button", name="Filter").click()
+    # The filter's navigation must end before any reload: a reload during it finds no page.
+    await expect(page).to_have_url(re.compile(r"reason=review\+requested"))
     link = page.locator(f'a[href="/review/{task_id}"]')
 
     async def listed() -> bool:
-        # The queue is Temporal's visibility, which lags a moment behind the workflow.
-        await page.reload()
+        # The workflow writes its queue line a moment after it enters review.
+        await page.reload(wait_until="load")
         return await link.count() > 0
 
     await eventually(listed, 30, "the task in the queue")
