@@ -86,9 +86,13 @@ class IngestionActivities:
         existed = self._graph.document(tenant, document_id) is not None or bool(
             self._vectors.count(tenant, document_id)
         )
+        self.remove(tenant, document_id)
+        return existed
+
+    def remove(self, tenant: str, document_id: str) -> None:
+        """Take a document out of both stores (a gone one is a no-op), with its orphaned entities."""
         self._vectors.delete_document(tenant, document_id)
         self._graph.delete_document(tenant, document_id)
-        return existed
 
     def index_text(
         self, tenant: str, document_id: str, title: str, text: str, provenance: Provenance
@@ -118,7 +122,7 @@ class IngestionActivities:
         """
         cfg = self._settings.retrieval
         results: list[IndexedDocument | None] = [None] * len(texts)
-        changed: list[tuple[int, bool]] = []  # (position, whether it replaces a stored document)
+        changed: list[tuple[int, int]] = []  # (position, chunks stored of an earlier version)
         known: dict[str, list[float]] = {}
         stored_documents = self._graph.documents(tenant, [item.document_id for item in texts])
         for position, item in enumerate(texts):
@@ -138,7 +142,7 @@ class IngestionActivities:
                 results[position] = IndexedDocument(item.document_id, version, len(pieces), 0, 0)
                 continue
             known.update(self._stored_vectors(tenant, item.document_id, stored_chunks))
-            changed.append((position, bool(stored) or stored_chunks > 0))
+            changed.append((position, stored_chunks))
         if not changed:
             return results
         prepared = prepare_documents(
@@ -152,8 +156,8 @@ class IngestionActivities:
             encode=functools.partial(self._encode_with_heartbeats, heartbeat=heartbeat),
         )
         writes = [
-            DocumentWrite(doc, replacing, texts[position].provenance)
-            for (position, replacing), doc in zip(changed, prepared, strict=True)
+            DocumentWrite(doc, stored_chunks, texts[position].provenance)
+            for (position, stored_chunks), doc in zip(changed, prepared, strict=True)
         ]
         removed = write_documents(tenant, writes, self._vectors, self._graph)
         for (position, _), doc, dropped in zip(changed, prepared, removed, strict=True):

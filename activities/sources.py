@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
@@ -15,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import permanent_errors
 from activities.ingestion import IngestionActivities, TextToIndex
+from ingestion.files import record_document_id
 from ingestion.parsers import ParseError, parse_file
 from ingestion.sources import SourceError, SourceFile, scan_folder
 from keel.blobs import BlobStore
@@ -28,31 +28,22 @@ from keel.sources import (
     SourceSpec,
 )
 from retrieval.graph_store import GraphStore, Provenance
-from retrieval.vector_store import VectorStore
 
-_UNSAFE_KEY = re.compile(r"[^A-Za-z0-9._-]+")
 # Chunks per encoder call while indexing a batch: enough to fill the encoder's batches when
 # files are small (the bigger the group, the fewer graph round trips per chunk), few enough
 # that a resume point comes every few seconds (the encoder heartbeats per ENCODE_SLICE too).
 GROUP_CHUNKS = 256
 
 
-def record_document_id(file_id: str, key: str) -> str:
-    """The document id of one record of a JSON/JSONL file (`key` ""  for a one-document file)."""
-    return f"{file_id}--{_UNSAFE_KEY.sub('-', key)}"[:200] if key else file_id
-
-
 class SourceActivities:
     def __init__(
         self,
         ingestion: IngestionActivities,
-        vectors: VectorStore,
         graph: GraphStore,
         blobs: BlobStore,
         registry: SourceRegistry,
     ) -> None:
         self._ingestion = ingestion
-        self._vectors = vectors
         self._graph = graph
         self._blobs = blobs
         self._registry = registry
@@ -188,7 +179,7 @@ class SourceActivities:
             if any(t.document_id != file.file_id for t in file_texts):  # records dropped from a JSON file
                 for document_id, path, _ in self._graph.source_documents(spec.tenant, spec.source_id):
                     if path == file.path and document_id not in written:
-                        self._remove(spec.tenant, document_id)
+                        self._ingestion.remove(spec.tenant, document_id)
                         result.removed += 1
 
     @activity.defn(name="sources.remove_documents")
@@ -197,13 +188,9 @@ class SourceActivities:
         """Remove documents from both stores in the same sync; idempotent (a gone one is a no-op)."""
         documents = [str(d) for d in self._blobs.get_json(request.documents_key)["documents"]]
         for count, document_id in enumerate(documents, start=1):
-            self._remove(request.tenant, document_id)
+            self._ingestion.remove(request.tenant, document_id)
             activity.heartbeat(count)
         return len(documents)
-
-    def _remove(self, tenant: str, document_id: str) -> None:
-        self._vectors.delete_document(tenant, document_id)
-        self._graph.delete_document(tenant, document_id)
 
     @activity.defn(name="sources.record_sync")
     def record_sync(self, update: RecordSync) -> None:

@@ -1,7 +1,7 @@
 """What the reviewer page's forms send, checked, and explained in words a reviewer can act on.
 
-The page calls the JSON routes' functions directly, past FastAPI's own checks: these stand in for
-them (the queue's values go into a visibility query), and their errors become a sentence, not JSON.
+The page calls the JSON routes' functions directly, past FastAPI's own query checks: these stand
+in for them, with the API's own patterns, and their errors become a sentence, not JSON.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, status
 from pydantic import BaseModel, Field, ValidationError
 
-from api.routers.reviews import NAME_PATTERN
-from api.schemas import ClaimIn, ReviewFilter
+from api.schemas import NAME_PATTERN, ClaimIn, ReviewFilter
 
 _UNPROCESSABLE = status.HTTP_422_UNPROCESSABLE_CONTENT
 
@@ -52,15 +51,9 @@ def name_problem(name: str) -> str:
     """Why `name` cannot be a reviewer's name ("" when it can). ClaimIn is the judge."""
     try:
         ClaimIn(reviewer=name)
-        if name.strip():
-            return ""
-    except ValidationError:
-        pass
-    if not name.strip():
-        return "the name is empty"
-    if len(name) > 200:
-        return f"the name is {len(name)} characters long; at most 200 are allowed"
-    return "the name contains a quote, a backslash or a control character"
+    except ValidationError as err:
+        return readable(err)
+    return ""
 
 
 def readable(err: ValidationError) -> str:
@@ -69,7 +62,7 @@ def readable(err: ValidationError) -> str:
     for error in err.errors():
         where = ".".join(str(part) for part in error["loc"])
         if error["type"] == "string_pattern_mismatch":
-            text = "must be 1 to 200 characters, without quotes, backslashes or control characters"
+            text = "must be 1 to 200 characters, without a quote, a backslash or a control character"
         elif error["type"] == "value_error":
             text = str(error["ctx"]["error"])
         else:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
+from keel.review_queue import Show
 from keel.settings import check_patterns
 
 DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -51,9 +52,18 @@ class DocumentOut(BaseModel):
     ingestion_id: str
 
 
-# People's and groups' names: no quotes or control characters (they go into visibility queries).
-_NAME = r"^[^'\\\x00-\x1f]{1,200}$"
+# People's and groups' names: no quotes, backslashes or control characters (they are shown on
+# pages and written into the audit trail as they are).
+NAME_PATTERN = r"^[^'\\\x00-\x1f]{1,200}$"
 _OPTIONAL_NAME = r"^[^'\\\x00-\x1f]{0,200}$"
+
+
+def _person(value: str) -> str:
+    return _not_blank(value, "reviewer").strip()
+
+
+# A reviewer's name as every route takes it: the pattern, not blank, trimmed.
+ReviewerName = Annotated[str, Field(pattern=NAME_PATTERN), AfterValidator(_person)]
 
 
 class ReviewPolicyIn(BaseModel):
@@ -74,7 +84,7 @@ class ReviewPolicyIn(BaseModel):
 class TaskIn(BaseModel):
     question: str = Field(min_length=1, max_length=4000)
     review: Literal["always", "never", "auto"] = "auto"
-    requester: str = Field(
+    requester: Annotated[str, AfterValidator(str.strip)] = Field(
         default="", pattern=_OPTIONAL_NAME, description="Who asks: four-eyes keeps them off its review"
     )
     review_policy: ReviewPolicyIn = Field(default_factory=ReviewPolicyIn)
@@ -144,7 +154,7 @@ class TaskList(BaseModel):
     tasks: list[TaskOut]
 
 
-ReviewFilter = Literal["open", "claimed", "all"]
+ReviewFilter = Show
 
 
 class ReviewStateOut(BaseModel):
@@ -166,8 +176,8 @@ class ReviewItem(BaseModel):
     question: str | None
     draft: str | None
     reason: str | None
-    age_s: float | None = Field(default=None, description="Seconds since the task started waiting")
-    review: ReviewStateOut | None = None
+    age_s: float = Field(description="Seconds since the task started waiting")
+    review: ReviewStateOut
 
 
 class ReviewQueue(BaseModel):
@@ -188,7 +198,7 @@ class ReviewDetail(BaseModel):
 
 
 class ClaimIn(BaseModel):
-    reviewer: str = Field(pattern=_NAME)
+    reviewer: ReviewerName
 
 
 class ClaimOut(BaseModel):
@@ -200,7 +210,7 @@ class ClaimOut(BaseModel):
 
 class ReviewIn(BaseModel):
     decision: Literal["approve", "reject", "edit", "request_changes"]
-    reviewer: str = Field(pattern=_NAME)
+    reviewer: ReviewerName
     reason: str | None = Field(default=None, max_length=4000)
     answer: str | None = Field(default=None, max_length=20_000)
     citations: list[str] | None = Field(
@@ -213,7 +223,6 @@ class ReviewIn(BaseModel):
 
     @model_validator(mode="after")
     def _decision_needs(self) -> ReviewIn:
-        _not_blank(self.reviewer, "reviewer")
         if self.decision == "reject" and not (self.reason or "").strip():
             raise ValueError("a rejection needs a reason")
         if self.decision == "edit" and not (self.answer or "").strip():

@@ -29,14 +29,13 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack, ExitStack
+from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cpu_usage import NOISY_SHARE, Usage
+from harness import NOISY_SHARE, Usage, start_platform, verdict
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 import activities.ingestion as ingestion_activities
 import activities.sources as source_activities
@@ -44,12 +43,10 @@ from ingestion.chunking import chunk_text
 from ingestion.indexer import embedded_text
 from ingestion.parsers import parse_file
 from keel.domain import SyncRequest
-from keel.services import free_port, start_falkordb, stop_process, temporal_binary, wait_for_falkordb
-from keel.settings import FalkorDBSettings, Settings, TemporalSettings
+from keel.settings import Settings
 from keel.sources import SourceRegistry, SourceSpec, SyncRecord
-from keel.temporal import search_attribute_keys
 from keel.tracing import make_redis
-from keel.worker import Components, build_components, make_worker
+from keel.worker import Components
 from retrieval.encoders import DenseEncoder
 from workflows import policies
 from workflows.sources import SourceSyncWorkflow, sync_workflow_id
@@ -278,10 +275,6 @@ async def encoder_seconds(dense: DenseEncoder, calls: Sequence[Sequence[str]]) -
 # --- Reporting ------------------------------------------------------------------------------
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
 def print_breakdown(first: Sync, chunks: int, encoder_s: float, replay_s: float) -> dict[str, float]:
     """Where the first sync's wall time went, and what separates it from the encoder's own time."""
     st, ph, wall = first.stages, first.phases, first.wall_s
@@ -375,36 +368,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-@dataclass
-class Platform:
-    settings: Settings
-    client: Client
-    components: Components
-
-
-async def start_platform(stack: AsyncExitStack, directory: Path) -> Platform:
-    """FalkorDB, the Temporal dev server and one in-process worker, all stopped by `stack`."""
-    host, port = "127.0.0.1", free_port()
-    process = start_falkordb(directory / "falkordb", port, host)
-    stack.callback(stop_process, process, 10)
-    wait_for_falkordb(host, port, timeout_s=30)
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        search_attributes=search_attribute_keys(),
-        dev_server_extra_args=["--log-level", "error"],
-    )
-    stack.push_async_callback(env.shutdown)
-    address = env.client.service_client.config.target_host
-    settings = Settings(
-        data_dir=directory / "keel",
-        temporal=TemporalSettings(address=address, task_queue=f"bench-ingest-{uuid.uuid4().hex[:8]}"),
-        falkordb=FalkorDBSettings(url=f"redis://{host}:{port}", graph_prefix="bench"),
-    )
-    components = build_components(settings, stack.enter_context(ExitStack()))
-    await stack.enter_async_context(make_worker(env.client, settings, components))
-    return Platform(settings, env.client, components)
-
-
 def register(settings: Settings, source_id: str, root: Path) -> None:
     client = make_redis(settings.falkordb_url)
     try:
@@ -425,7 +388,7 @@ async def measure(args: argparse.Namespace, directory: Path) -> tuple[dict[str, 
     # `kill` unwinds like Ctrl-C does, so FalkorDB and the Temporal server are stopped too.
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     async with AsyncExitStack() as stack:
-        platform = await start_platform(stack, directory)
+        platform = await start_platform(stack, directory, "ingest")
         stack.callback(timers.restore)
         settings, client = platform.settings, platform.client
         dense = platform.components.ingestion._dense

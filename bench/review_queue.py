@@ -32,7 +32,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import AsyncExitStack, ExitStack
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,11 +40,10 @@ from typing import Any
 
 import httpx
 import uvicorn
-from cpu_usage import NOISY_SHARE, Usage
+from harness import NOISY_SHARE, Usage, start_platform, verdict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
-from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.tasks_service import STATUS_QUERIES
@@ -52,11 +51,9 @@ from ingestion.files import load_documents
 from keel.demo import CORPUS_DIR, demo_questions
 from keel.ingest_client import start_batch
 from keel.review_queue import QueueFilter, ReviewQueueIndex, select
-from keel.services import free_port, start_falkordb, stop_process, temporal_binary, wait_for_falkordb
-from keel.settings import FalkorDBSettings, Settings, TemporalSettings
-from keel.temporal import search_attribute_keys
+from keel.services import free_port
+from keel.settings import Settings
 from keel.tracing import make_redis
-from keel.worker import build_components, make_worker
 
 TARGET_P95_MS = 200.0  # the issue: 500 tasks awaiting review, listing under 200 ms p95
 REVIEWER = "rita"
@@ -161,7 +158,7 @@ async def serve(stack: AsyncExitStack, app: ASGIApp) -> str:
 
 
 @dataclass
-class Platform:
+class ReviewPlatform:
     settings: Settings
     client: Client
     base_url: str
@@ -169,32 +166,13 @@ class Platform:
     core_logs: CoreLogs
 
 
-async def start_platform(stack: AsyncExitStack, directory: Path) -> Platform:
-    """FalkorDB, the Temporal dev server, one in-process worker and the API, all stopped by `stack`."""
-    host, port = "127.0.0.1", free_port()
-    process = start_falkordb(directory / "falkordb", port, host)
-    stack.callback(stop_process, process, 10)
-    wait_for_falkordb(host, port, timeout_s=30)
+async def start_review_platform(stack: AsyncExitStack, directory: Path) -> ReviewPlatform:
+    """The benches' platform, its Temporal Core logs counted, and the API served over HTTP."""
     core_logs = CoreLogs()
-    env = await WorkflowEnvironment.start_local(
-        runtime=core_logs.runtime(),
-        dev_server_existing_path=temporal_binary(),
-        search_attributes=search_attribute_keys(),
-        dev_server_extra_args=["--log-level", "error"],
-    )
-    stack.push_async_callback(env.shutdown)
-    settings = Settings(
-        data_dir=directory / "keel",
-        temporal=TemporalSettings(
-            address=env.client.service_client.config.target_host,
-            task_queue=f"bench-review-{uuid.uuid4().hex[:8]}",
-        ),
-        falkordb=FalkorDBSettings(url=f"redis://{host}:{port}", graph_prefix="bench"),
-    )
-    components = build_components(settings, stack.enter_context(ExitStack()))
-    await stack.enter_async_context(make_worker(env.client, settings, components))
-    clock = ServerClock(create_app(settings, temporal=env.client))
-    return Platform(settings, env.client, await serve(stack, clock), clock, core_logs)
+    platform = await start_platform(stack, directory, "review", runtime=core_logs.runtime())
+    clock = ServerClock(create_app(platform.settings, temporal=platform.client))
+    base_url = await serve(stack, clock)
+    return ReviewPlatform(platform.settings, platform.client, base_url, clock, core_logs)
 
 
 async def index_demo_corpus(settings: Settings) -> int:
@@ -286,7 +264,9 @@ async def time_view(
     return Series(seconds, list(clock.seconds), items, size, complete)
 
 
-async def time_breakdown(api: httpx.AsyncClient, platform: Platform, repeat: int) -> dict[str, list[float]]:
+async def time_breakdown(
+    api: httpx.AsyncClient, platform: ReviewPlatform, repeat: int
+) -> dict[str, list[float]]:
     """The default view's pieces, interleaved so that others' load falls on each alike: the GET
     (client and server side), the index read and the filter it makes; then, for comparison, the
     same list through Temporal's visibility (the RPC with the SDK's objects, and every memo)."""
@@ -339,10 +319,6 @@ def ms(seconds: float) -> float:
 
 
 # --- Reporting ------------------------------------------------------------------------------
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
 
 
 def view_figures(s: Series) -> dict[str, Any]:
@@ -432,7 +408,7 @@ async def measure(args: argparse.Namespace, directory: Path) -> tuple[dict[str, 
     # `kill` unwinds like Ctrl-C does, so the API, FalkorDB and the Temporal server are stopped too.
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     async with AsyncExitStack() as stack:
-        platform = await start_platform(stack, directory)
+        platform = await start_review_platform(stack, directory)
         documents = await index_demo_corpus(platform.settings)
         print(f"demo corpus: {documents} documents indexed; API at {platform.base_url}")
         api = await stack.enter_async_context(httpx.AsyncClient(base_url=platform.base_url, timeout=60))

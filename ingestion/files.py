@@ -22,6 +22,11 @@ def document_id_for(path: Path, root: Path) -> str:
     return _UNSAFE.sub("-", stem).strip("-.")[:128] or "document"
 
 
+def record_document_id(file_id: str, key: str) -> str:
+    """The document id of one record of a JSON/JSONL file (`key` "" for a one-document file)."""
+    return f"{file_id}--{_UNSAFE.sub('-', key)}"[:200] if key else file_id
+
+
 def load_documents(path: Path, suffixes: Collection[str]) -> list[tuple[str, str, str]]:
     """(document id, title, text) for every supported file under `path`, sorted by id."""
     if not path.exists():

@@ -179,22 +179,18 @@ def prepare_documents(
 
 
 def write_document(
-    tenant: str,
-    doc: PreparedDocument,
-    vectors: VectorStore,
-    graph: GraphStore,
-    replacing: bool,
-    provenance: Provenance | None = None,
+    tenant: str, doc: PreparedDocument, vectors: VectorStore, graph: GraphStore, replacing: bool
 ) -> int:
     """Upsert into both stores and drop the document's stale chunks; returns how many were dropped."""
-    [removed] = write_documents(tenant, [DocumentWrite(doc, replacing, provenance)], vectors, graph)
+    stored = vectors.count(tenant, doc.document_id) if replacing else 0
+    [removed] = write_documents(tenant, [DocumentWrite(doc, stored)], vectors, graph)
     return removed
 
 
 @dataclass(frozen=True)
 class DocumentWrite:
     doc: PreparedDocument
-    replacing: bool  # chunks of an earlier version may be stored: drop those past the new end
+    stored_chunks: int  # of an earlier version, counted before this write: those past the new end go
     provenance: Provenance | None = None
 
 
@@ -210,13 +206,11 @@ def write_documents(
     vectors.upsert([record for write in writes for record in write.doc.records])
     removed = []
     for write in writes:
-        dropped = 0
-        if write.replacing:
-            keep = [r.chunk_id for r in write.doc.records]
-            # Chunk ids are positions: more stored than written means the old tail is stale.
-            dropped = max(0, vectors.count(tenant, write.doc.document_id) - len(keep))
-            if dropped:
-                vectors.delete_document(tenant, write.doc.document_id, keep_chunk_ids=keep)
+        keep = [r.chunk_id for r in write.doc.records]
+        # Chunk ids are positions: more stored than written means the old tail is stale.
+        dropped = max(0, write.stored_chunks - len(keep))
+        if dropped:
+            vectors.delete_document(tenant, write.doc.document_id, keep_chunk_ids=keep)
         removed.append(dropped)
     graph.upsert_documents(tenant, [graph_document(write.doc, write.provenance) for write in writes])
     return removed

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 _ENTRIES = "keel:audit:{tenant}:entries"  # hash: entry id -> JSON
 _BY_TASK = "keel:audit:{tenant}:task:{task_id}"  # sorted set of entry ids by time
 _BY_REVIEWER = "keel:audit:{tenant}:reviewer:{reviewer}"
-MAX_ENTRIES = 1000  # per read: an auditor pages by narrowing the query, not by scrolling forever
+MAX_ENTRIES = 1000  # per read: the newest ones
 
 
 def entry_id(entry: AuditEntry) -> str:
@@ -49,7 +49,8 @@ class AuditLog:
 
     def _read(self, tenant: str, index: str) -> list[AuditEntry]:
         """Oldest first."""
-        ids: list[bytes] = list(self._client.zrange(index, 0, MAX_ENTRIES - 1))  # type: ignore[arg-type]
+        # The newest MAX_ENTRIES, oldest first.
+        ids: list[bytes] = list(self._client.zrange(index, -MAX_ENTRIES, -1))  # type: ignore[arg-type]
         if not ids:
             return []
         raw = self._client.hmget(_ENTRIES.format(tenant=tenant), ids)

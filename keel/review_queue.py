@@ -4,7 +4,7 @@ The workflow is the source of truth and the only writer: it publishes its entry 
 enters review and after each claim, release or escalation, and removes it when a decision is
 taken or the task is cancelled. Listing reads one hash, so 500 waiting tasks list in a few
 milliseconds, where Temporal's visibility took about 400 ms of CPU for the same 500 rows
-(bench/review_queue.py). The search attributes stay on the workflows for operators.
+(bench/review_queue.py).
 """
 
 from __future__ import annotations
@@ -49,12 +49,19 @@ class ReviewQueueIndex:
         return [json.loads(value) for value in raw.values()]
 
 
-def claim_holder(review: dict[str, Any], now: datetime) -> str:
-    """Who holds a live claim on the review ("" when nobody does, or the lease ran out)."""
-    lease = review.get("lease_until") or ""
-    if not review.get("claimed_by") or not lease or datetime.fromisoformat(lease) <= now:
+def claim_holder(claimed_by: str, lease_until: str, now: datetime) -> str:
+    """Who holds a live claim ("" when nobody does, or the lease ran out): the workflow's
+    validators and the queue's views decide it alike."""
+    if not claimed_by or not lease_until or datetime.fromisoformat(lease_until) <= now:
         return ""
-    return str(review["claimed_by"])
+    return claimed_by
+
+
+def with_live_claim(review: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The review as of now: a claim whose lease ran out holds nothing and shows nothing."""
+    if claim_holder(review["claimed_by"], review["lease_until"], now):
+        return review
+    return {**review, "claimed_by": "", "lease_until": ""}
 
 
 def reason_kind(reason: str) -> str:
@@ -63,11 +70,11 @@ def reason_kind(reason: str) -> str:
 
 
 def select(entries: list[dict[str, Any]], wanted: QueueFilter, now: datetime) -> list[dict[str, Any]]:
-    """The entries the filter keeps, oldest request first."""
+    """The entries the filter keeps, oldest request first, with their claims as of now and ages."""
     kept = []
     for entry in entries:
-        review = entry["review"]
-        holder = claim_holder(review, now)
+        review = with_live_claim(entry["review"], now)
+        holder = review["claimed_by"]
         age_s = (now - datetime.fromisoformat(review["requested_at"])).total_seconds()
         if wanted.show == "open" and holder and holder != wanted.reviewer:
             continue
@@ -81,6 +88,6 @@ def select(entries: list[dict[str, Any]], wanted: QueueFilter, now: datetime) ->
             continue
         if wanted.max_age_s is not None and age_s > wanted.max_age_s:
             continue
-        kept.append({**entry, "age_s": round(age_s, 3), "holder": holder})
+        kept.append({**entry, "review": review, "age_s": round(age_s, 3)})
     kept.sort(key=lambda entry: -entry["age_s"])
     return kept

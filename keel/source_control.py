@@ -5,6 +5,7 @@ Each function raises SourceInputError with a message fit to show the caller as i
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -94,7 +95,8 @@ def new_spec(
 
 async def register(client: Client, registry: SourceRegistry, spec: SourceSpec, task_queue: str) -> None:
     """Add (or replace) the source and its schedule: none when it has no interval."""
-    registry.add(spec)
+    # Redis calls block: off the event loop, which serves the API's other requests meanwhile.
+    await asyncio.to_thread(registry.add, spec)
     handle = client.get_schedule_handle(schedule_id(spec.tenant, spec.source_id))
     try:
         await handle.delete()
@@ -125,7 +127,7 @@ async def start_sync(
 ) -> WorkflowHandle[SourceSyncWorkflow, SyncRecord]:
     """Sync a registered source now; a sync of it already running (started here) is joined."""
     try:
-        registry.get(tenant, source_id)
+        await asyncio.to_thread(registry.get, tenant, source_id)
     except SourceNotFoundError as err:
         raise SourceInputError(f"no source {source_id!r}") from err
     return await client.start_workflow(

@@ -159,7 +159,7 @@ class SourceRegistry:
         self._client.hdel(_SYNCS.format(tenant=tenant), source_id)
 
     def record(self, tenant: str, source_id: str, sync: SyncRecord) -> None:
-        sync.failures = dict(list(sync.failures.items())[:FAILURES_KEPT])
+        """Save a sync's record; its failures are capped already (SyncRecord.keep_failures)."""
         self._client.hset(_SYNCS.format(tenant=tenant), source_id, json.dumps(asdict(sync)))
 
     def last_sync(self, tenant: str, source_id: str) -> SyncRecord:

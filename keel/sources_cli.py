@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from keel.settings import Settings
-from keel.sources import SourceRegistry, SourceSpec, SyncProgress, index_lag_s, pace
+from keel.sources import SourceRegistry, SourceSpec, SyncProgress, SyncRecord, index_lag_s, pace
 
 app = typer.Typer(add_completion=False, help="Folders kept indexed by scheduled syncs.")
 
@@ -75,16 +75,21 @@ def list_sources() -> None:
             continue
         if last.status == "running":
             typer.echo(f"  syncing now: {progress_bar(progress)}")
-        typer.echo(
-            f"  last sync {last.status} at {last.finished_at or last.started_at}: {last.scanned} files; "
-            f"documents indexed {last.indexed}, unchanged {last.unchanged}, deleted {last.deleted}, "
-            f"failed {last.failed}; chunks embedded {last.embedded_chunks}, reused {last.reused_chunks}"
-        )
+        typer.echo(f"  last sync {last.status} at {last.finished_at or last.started_at}: {counts(last)}")
         lag = index_lag_s(last)
         if lag is not None:
             typer.echo(f"  index lag at that sync: {lag:.0f}s (oldest change it picked up)")
         for path, reason in list(last.failures.items())[:10]:
             typer.echo(f"  failed {path}: {reason}")
+
+
+def counts(record: SyncRecord) -> str:
+    """A sync's outcome in one line: what `keel sources list` and a finished sync print."""
+    return (
+        f"{record.scanned} files; documents indexed {record.indexed}, unchanged {record.unchanged}, "
+        f"deleted {record.deleted}, failed {record.failed}; chunks embedded {record.embedded_chunks}, "
+        f"reused {record.reused_chunks}"
+    )
 
 
 @app.command("sync")
@@ -121,11 +126,7 @@ async def run_sync(settings: Settings, source_id: str, wait: bool, command: str)
     record = result.result()
     final = pace(record, time.time())
     typer.echo("\r" + progress_bar(final))
-    typer.echo(
-        f"synced {source_id}: {record.scanned} files; documents indexed {record.indexed}, unchanged "
-        f"{record.unchanged}, deleted {record.deleted}, failed {record.failed}; chunks embedded "
-        f"{record.embedded_chunks}, reused {record.reused_chunks}"
-    )
+    typer.echo(f"synced {source_id}: {counts(record)}")
     for path, reason in record.failures.items():
         typer.echo(f"  failed {path}: {reason}", err=True)
     if record.failed > len(record.failures):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -17,17 +16,7 @@ from keel.settings import Settings
 log = logging.getLogger(__name__)
 
 # name → type; the dev server gets them as `--search-attribute` flags, a cluster by RPC.
-# The review queue lists and filters by the KeelReview* and KeelClaim* ones.
-SEARCH_ATTRIBUTES = {
-    "KeelStatus": "Keyword",
-    "KeelTenant": "Keyword",
-    "KeelReviewGroup": "Keyword",
-    "KeelReviewReasons": "KeywordList",
-    "KeelReviewSince": "Datetime",
-    "KeelClaimedBy": "Keyword",
-    "KeelClaimUntil": "Datetime",
-}
-_INDEXED_TYPES = {"Keyword": "KEYWORD", "KeywordList": "KEYWORD_LIST", "Datetime": "DATETIME"}
+SEARCH_ATTRIBUTES = {"KeelStatus": "Keyword", "KeelTenant": "Keyword"}
 
 
 class TemporalUnavailableError(Exception):
@@ -62,7 +51,7 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         AddSearchAttributesRequest(
             namespace=namespace,
             search_attributes={
-                name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{_INDEXED_TYPES[kind]}")
+                name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
                 for name, kind in missing.items()
             },
         )
@@ -78,10 +67,5 @@ def dev_server_flags() -> list[str]:
 
 def search_attribute_keys() -> list[SearchAttributeKey[Any]]:
     """Typed keys of SEARCH_ATTRIBUTES (what test environments are started with)."""
-    makers: dict[str, Callable[[str], SearchAttributeKey[Any]]] = {
-        "Keyword": SearchAttributeKey.for_keyword,
-        "KeywordList": SearchAttributeKey.for_keyword_list,
-        "Datetime": SearchAttributeKey.for_datetime,
-    }
-    keys: list[SearchAttributeKey[Any]] = [makers[kind](name) for name, kind in SEARCH_ATTRIBUTES.items()]
-    return keys
+    assert set(SEARCH_ATTRIBUTES.values()) == {"Keyword"}, "add the other types' keys here"
+    return [SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES]

@@ -100,7 +100,7 @@ def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | 
     return Components(
         agent=AgentActivities(settings, vectors, graph, retriever, dense, provider, tracer, blobs),
         ingestion=ingestion,
-        sources=SourceActivities(ingestion, vectors, graph, blobs, SourceRegistry(registry_client)),
+        sources=SourceActivities(ingestion, graph, blobs, SourceRegistry(registry_client)),
         audit=AuditActivities(AuditLog(registry_client), tracer),
         review_queue=ReviewQueueActivities(ReviewQueueIndex(registry_client)),
         reranker=reranker,

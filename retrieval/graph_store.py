@@ -200,10 +200,6 @@ MATCH (e:Entity {key: $key})<-[r:MENTIONS|ABOUT]-(n)
 RETURN e.name, type(r) = 'ABOUT', CASE type(r) WHEN 'ABOUT' THEN n.id ELSE n.document_id END,
        r.names, r.matches
 """
-DOCUMENT = """
-MATCH (d:Document {id: $doc})
-RETURN d.id, d.title, d.version, d.chunks, d.source, d.path, d.file_hash, d.modified_ns
-"""
 DOCUMENT_FIELDS = ("id", "title", "version", "chunks", "source", "path", "file_hash", "modified_ns")
 DOCUMENTS = """
 UNWIND $ids AS id
@@ -485,11 +481,7 @@ class GraphStore:
 
     def document(self, tenant: str, document_id: str) -> dict[str, Any] | None:
         """A stored document's properties (id, title, version, chunks and its provenance), or None."""
-        rows = self._read(tenant, f"read of document {document_id!r}", DOCUMENT, {"doc": document_id})
-        if not rows:
-            return None
-        names = ("id", "title", "version", "chunks", "source", "path", "file_hash", "modified_ns")
-        return dict(zip(names, rows[0], strict=True))
+        return self.documents(tenant, [document_id]).get(document_id)
 
     def set_provenance(self, tenant: str, document_id: str, provenance: Provenance) -> None:
         """Record a new origin for a document whose text did not change (a re-saved file)."""

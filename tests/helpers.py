@@ -42,6 +42,19 @@ async def wait_for_status(
     return await eventually(probe, timeout_s, f"task {task_id} to reach {wanted}")
 
 
+async def wait_indexed(api: httpx.AsyncClient, document_id: str, ingestion_id: str) -> dict:
+    """The document's view once this upload (`ingestion_id`) is indexed; fails if it failed."""
+
+    async def probe() -> dict | None:
+        response = await api.get(f"/v1/documents/{document_id}")
+        assert response.status_code == 200, response.text
+        view = response.json()
+        assert view["status"] != "failed", view
+        return view if view["status"] == "indexed" and view["ingestion_id"] == ingestion_id else None
+
+    return await eventually(probe, 120, f"document {document_id} to be indexed")
+
+
 @dataclass(frozen=True)
 class WorkerProcess:
     """A worker process of its own: its task queue, data dir (Qdrant Edge) and graph prefix, so

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
+from temporalio.common import SearchAttributeKey
 from temporalio.converter import value_to_type
 from temporalio.langgraph import graph
 
@@ -38,18 +38,12 @@ with workflow.unsafe.imports_passed_through():
         TaskRequest,
         TaskResult,
     )
-    from keel.review_queue import reason_kind
+    from keel.review_queue import claim_holder
 
-# Registered on the Temporal server (`keel.temporal.SEARCH_ATTRIBUTES`); the queue lists by them.
+# Registered on the Temporal server (`keel.temporal.SEARCH_ATTRIBUTES`): task lists filter by them.
+# The review queue has its own index (keel/review_queue.py), which this workflow keeps.
 KEEL_STATUS = SearchAttributeKey.for_keyword("KeelStatus")
 KEEL_TENANT = SearchAttributeKey.for_keyword("KeelTenant")
-KEEL_REVIEW_GROUP = SearchAttributeKey.for_keyword("KeelReviewGroup")
-KEEL_REVIEW_REASONS = SearchAttributeKey.for_keyword_list("KeelReviewReasons")
-KEEL_REVIEW_SINCE = SearchAttributeKey.for_datetime("KeelReviewSince")
-KEEL_CLAIMED_BY = SearchAttributeKey.for_keyword("KeelClaimedBy")
-# Unclaimed items carry the epoch: "claim expired" and "never claimed" are one comparison.
-KEEL_CLAIM_UNTIL = SearchAttributeKey.for_datetime("KeelClaimUntil")
-UNCLAIMED = datetime(1970, 1, 1, tzinfo=UTC)
 SYSTEM_ACTOR = "keel"  # who acts when a deadline passes
 QUEUE_DRAFT_CHARS = 600  # of the draft in the queue's list; the item itself shows it whole
 
@@ -64,7 +58,6 @@ class AgentWorkflow:
         self._tenant = ""
         self._draft: ReviewDraft | None = None  # the answer under review
         self._question = ""
-        self._reason = ""  # why the answer is under review, joined
         self._queue_stale = False  # a claim or release changed what the queue shows
 
     @workflow.run
@@ -96,11 +89,10 @@ class AgentWorkflow:
                 four_eyes=self._plan.four_eyes,
                 changes_left=max(0, self._plan.max_change_rounds - changes_used),
             )
-            self._reason = payload["reason"]
-            self._set_status("awaiting_review", draft=payload["answer"], review_reason=self._reason)
+            self._set_status("awaiting_review")
             await self._publish_to_queue()
             try:
-                decision = await self._decision_or_deadline(payload["answer"])
+                decision = await self._decision_or_deadline()
             except asyncio.CancelledError:
                 # A task cancelled while it waits must not stay in reviewers' queues.
                 self._review = None
@@ -122,9 +114,9 @@ class AgentWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
-    async def _decision_or_deadline(self, draft: str) -> ReviewDecision:
+    async def _decision_or_deadline(self) -> ReviewDecision:
         """The reviewer's decision; at the deadline, escalation once (per policy), then rejection."""
-        assert self._review is not None and self._plan is not None
+        assert self._review is not None and self._plan is not None and self._draft is not None
         while True:
             left = datetime.fromisoformat(self._review.deadline) - workflow.now()
             try:
@@ -150,7 +142,7 @@ class AgentWorkflow:
                 decision.reviewer,
                 reason=decision.reason,
                 instruction=decision.instruction,
-                diff=answer_diff(draft, decision.answer) if edit else "",
+                diff=answer_diff(self._draft.answer, decision.answer) if edit else "",
                 citations_removed=[c for c in self._cited() if kept is not None and c not in kept],
             )
             return decision
@@ -162,7 +154,6 @@ class AgentWorkflow:
         review.escalated, review.group = True, plan.escalate_to
         review.claimed_by, review.lease_until = "", ""
         review.deadline = (workflow.now() + timedelta(seconds=plan.escalation_deadline_s)).isoformat()
-        self._publish_review()
         await self._publish_to_queue()
         await self._audit(
             "escalate", SYSTEM_ACTOR, reason=f"undecided by {previous} within {plan.deadline_s:g} s"
@@ -180,7 +171,7 @@ class AgentWorkflow:
             task_id=workflow.info().workflow_id,
             question=self._question,
             draft=self._draft.answer[:QUEUE_DRAFT_CHARS] if self._draft else "",
-            reason=self._reason,
+            reason="; ".join(self._review.reasons) if self._review else "",
             review=self._review,
         )
         await workflow.execute_local_activity_method(
@@ -211,33 +202,10 @@ class AgentWorkflow:
             retry_policy=policies.AUDIT_RETRY,
         )
 
-    def _set_status(self, status: str, **memo: Any) -> None:
+    def _set_status(self, status: str) -> None:
         self._status = status
-        updates: list[SearchAttributeUpdate[Any]] = [KEEL_STATUS.value_set(status)]
-        if status == "awaiting_review":
-            assert self._review is not None
-            updates += [
-                KEEL_REVIEW_REASONS.value_set([reason_kind(r) for r in self._review.reasons]),
-                KEEL_REVIEW_SINCE.value_set(datetime.fromisoformat(self._review.requested_at)),
-            ]
-        workflow.upsert_search_attributes(updates)
-        workflow.upsert_memo({"status": status, **memo})
-        self._publish_review()
-
-    def _publish_review(self) -> None:
-        """The review's group and claim, where the queue reads them (search attributes, memo)."""
-        review = self._review
-        claimed_until = UNCLAIMED
-        if review and review.lease_until:
-            claimed_until = datetime.fromisoformat(review.lease_until)
-        workflow.upsert_search_attributes(
-            [
-                KEEL_REVIEW_GROUP.value_set(review.group if review else ""),
-                KEEL_CLAIMED_BY.value_set(review.claimed_by if review else ""),
-                KEEL_CLAIM_UNTIL.value_set(claimed_until),
-            ]
-        )
-        workflow.upsert_memo({"review": asdict(review) if review else None})
+        workflow.upsert_search_attributes([KEEL_STATUS.value_set(status)])
+        workflow.upsert_memo({"status": status})
 
     def _cited(self) -> list[str]:
         return [c.chunk_id for c in self._draft.citations] if self._draft else []
@@ -245,9 +213,7 @@ class AgentWorkflow:
     def _holder(self) -> str:
         """Who holds an unexpired claim on the review ("" when nobody does)."""
         review = self._review
-        if review is None or not review.claimed_by or not review.lease_until:
-            return ""
-        return review.claimed_by if datetime.fromisoformat(review.lease_until) > workflow.now() else ""
+        return claim_holder(review.claimed_by, review.lease_until, workflow.now()) if review else ""
 
     def _check_open(self, reviewer: str) -> ReviewState:
         """The review a reviewer may act on, or ValueError saying why not (the API's 409)."""
@@ -267,7 +233,6 @@ class AgentWorkflow:
         assert self._review is not None and self._plan is not None
         until = workflow.now() + timedelta(seconds=self._plan.lease_s)
         self._review.claimed_by, self._review.lease_until = claim.reviewer, until.isoformat()
-        self._publish_review()
         self._queue_stale = True
         task_id = workflow.info().workflow_id
         return ClaimAck(task_id, claim.reviewer, self._review.lease_until, self._review.round)
@@ -283,7 +248,6 @@ class AgentWorkflow:
         """Give a claimed item back to the queue before its lease ends."""
         assert self._review is not None
         self._review.claimed_by, self._review.lease_until = "", ""
-        self._publish_review()
         self._queue_stale = True
         return ClaimAck(workflow.info().workflow_id, claim.reviewer, "", self._review.round)
 

@@ -190,7 +190,6 @@ def review(state: AgentState) -> dict[str, Any]:
     resumed = interrupt(
         {
             "answer": draft.answer,
-            "reason": grade_out.review_reason,
             "reasons": grade_out.review_reasons,
             "citations": [asdict(c) for c in draft.citations],
             "context_key": state.get("context_key", ""),

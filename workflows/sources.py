@@ -40,14 +40,6 @@ class SourceSyncWorkflow:
     """Scan, index what changed, remove what is gone, record the outcome. Resumable anywhere:
     every step is an idempotent activity, and the plan is fixed once scanned."""
 
-    def __init__(self) -> None:
-        self._record = SyncRecord(status="running")
-
-    @workflow.query
-    def progress(self) -> SyncRecord:
-        """The counts so far, while the sync runs (the API's and CLI's progress)."""
-        return self._record
-
     @workflow.run
     async def run(self, request: SyncRequest) -> SyncRecord:
         info = workflow.info()

@@ -35,7 +35,7 @@ COOKIE_MAX_AGE_S = 30 * 24 * 3600
 DONE = {"approve": "Approved", "reject": "Rejected", "edit": "Edited", "request_changes": "Changes requested"}
 
 
-def current_reviewer(reviewer: Annotated[str | None, Cookie()] = None) -> str:
+def current_reviewer(reviewer: Annotated[str | None, Cookie(alias=COOKIE)] = None) -> str:
     """The name in the reviewer cookie; "" when unset or no longer a valid name."""
     name = unquote(reviewer or "")
     return "" if name_problem(name) else name
@@ -47,9 +47,7 @@ Reviewer = Annotated[str, Depends(current_reviewer)]
 # --- filters for the templates ------------------------------------------------------------
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
+def _age(seconds: float) -> str:
     minutes = int(seconds // 60)
     if minutes < 60:
         return f"{minutes} min" if minutes else f"{int(seconds)} s"
@@ -110,7 +108,9 @@ async def _queue(
     form: dict[str, str],
     notice: str = "",
     problem: Problem | None = None,
+    back: str | None = None,
 ) -> HTMLResponse:
+    """The queue page; `back` is where the name form returns to (default: this page's URL)."""
     items: list[Any] = []
     try:
         filters = QueueFilters.from_form(form)
@@ -138,6 +138,7 @@ async def _queue(
         form=form,
         notice=notice,
         problem=problem,
+        back=back or request.url.path,
     )
 
 
@@ -150,7 +151,7 @@ async def set_reviewer(request: Request, state: State, reviewer: Reviewer) -> Re
     if problem:
         blank = {"show": "open", "group": "", "reason": "", "min_age": "", "max_age": ""}
         bad_name = Problem.invalid(f"Not a reviewer name: {problem}.")
-        return await _queue(request, state, reviewer, blank, problem=bad_name)
+        return await _queue(request, state, reviewer, blank, problem=bad_name, back="/review")
     back = str(form.get("next", ""))
     # Only back to a page of this site: a form field must not redirect elsewhere.
     target = back if back.startswith("/review") and "//" not in back else "/review"
@@ -209,13 +210,11 @@ async def _item(
 
 
 def _passages(state: State, detail: ReviewDetail) -> Passages:
-    if not detail.context_key:
-        return Passages(unplaced=list(detail.citations))
     try:
         context = state.blobs.get_json(detail.context_key)
     except BlobNotFoundError:
-        # The data dir is not shared with the worker, or the blob is gone: the quotes alone.
-        return Passages(unplaced=list(detail.citations))
+        # No context, a data dir not shared with the worker, or a blob gone: the quotes alone.
+        context = {}
     return place_citations(context, detail.citations)
 
 

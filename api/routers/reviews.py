@@ -12,11 +12,17 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Graph, KeelSettings, State, TemporalClient
 from api.schemas import (
+    NAME_PATTERN,
     ClaimIn,
     ClaimOut,
     ReviewDetail,
@@ -28,15 +34,14 @@ from api.schemas import (
     ReviewStateOut,
 )
 from api.tasks_service import describe, is_task_id, result_view
-from keel.domain import ReviewClaim, ReviewDecision, ReviewDraft, TaskResult
-from keel.review_queue import QueueFilter, ReviewQueueIndex, claim_holder, select
+from keel.domain import ReviewClaim, ReviewDecision, ReviewDraft, ReviewState, TaskResult
+from keel.review_queue import QueueFilter, ReviewQueueIndex, select, with_live_claim
 from keel.settings import Settings
 from keel.tracing import trace_id_for
 from workflows.agent import AgentWorkflow
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 
-NAME_PATTERN = r"^[^'\\\x00-\x1f]{1,200}$"  # like api/schemas.py's names
 Name = Annotated[str | None, Query(pattern=NAME_PATTERN)]
 
 
@@ -58,28 +63,18 @@ async def review_queue(
     """
     wanted = QueueFilter(show, reviewer or "", group or "", reason or "", min_age_s, max_age_s)
     entries = await asyncio.to_thread(ReviewQueueIndex(state.redis).entries, settings.tenant)
-    now = datetime.now(UTC)
-    items = []
-    for entry in select(entries, wanted, now):
-        review = entry["review"]
-        items.append(
-            ReviewItem(
-                task_id=entry["task_id"],
-                question=entry["question"],
-                draft=entry["draft"],
-                reason=entry["reason"],
-                age_s=entry["age_s"],
-                review=ReviewStateOut.model_validate(_live(review, now)),
-            )
+    items = [
+        ReviewItem(
+            task_id=entry["task_id"],
+            question=entry["question"],
+            draft=entry["draft"],
+            reason=entry["reason"],
+            age_s=entry["age_s"],
+            review=ReviewStateOut.model_validate(entry["review"]),
         )
+        for entry in select(entries, wanted, datetime.now(UTC))
+    ]
     return ReviewQueue(items=items)
-
-
-def _live(review: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The review as of now: a lease that ran out holds nothing."""
-    if claim_holder(review, now):
-        return review
-    return {**review, "claimed_by": "", "lease_until": ""}
 
 
 @router.get("/{task_id}", response_model=ReviewDetail)
@@ -88,14 +83,12 @@ async def review_item(
 ) -> ReviewDetail:
     """One item in full, read from the workflow itself (not visibility): always current."""
     described = await _known_task(client, task_id)
-    handle = client.get_workflow_handle(task_id)
-    try:
-        review = await handle.query(AgentWorkflow.review_state)
-        draft = await handle.query(AgentWorkflow.review_draft)
-    except RPCError as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"task {task_id} is not awaiting review") from err
-    if review is None or draft is None:
+    if described.status != WorkflowExecutionStatus.RUNNING:
+        # A closed workflow still answers queries (by replaying its history): a task terminated
+        # while it waited would look reviewable.
         raise HTTPException(status.HTTP_409_CONFLICT, f"task {task_id} is not awaiting review")
+    review: ReviewState = await _query_review(client, task_id, AgentWorkflow.review_state)
+    draft: ReviewDraft = await _query_review(client, task_id, AgentWorkflow.review_draft)
     memo = await described.memo()
     now = datetime.now(UTC)
     return ReviewDetail(
@@ -103,7 +96,7 @@ async def review_item(
         question=memo.get("question"),
         draft=draft.answer,
         citations=await _citations(draft, graph, settings.tenant),
-        review=ReviewStateOut.model_validate(_live(vars(review), now)),
+        review=ReviewStateOut.model_validate(with_live_claim(vars(review), now)),
         trace_url=trace_url(settings, task_id),
         temporal_url=temporal_url(settings, task_id),
         context_key=draft.context_key,
@@ -133,14 +126,14 @@ def temporal_url(settings: Settings, task_id: str) -> str:
 async def claim(task_id: str, body: ClaimIn, client: TemporalClient) -> ClaimOut:
     """Hide the item from other reviewers for the policy's lease (claiming again renews it)."""
     await _known_task(client, task_id)
-    ack = await _update(client, task_id, AgentWorkflow.claim_review, ReviewClaim(body.reviewer.strip()))
+    ack = await _update(client, task_id, AgentWorkflow.claim_review, ReviewClaim(body.reviewer))
     return ClaimOut(**vars(ack))
 
 
 @router.post("/{task_id}/release", response_model=ClaimOut)
 async def release(task_id: str, body: ClaimIn, client: TemporalClient) -> ClaimOut:
     await _known_task(client, task_id)
-    ack = await _update(client, task_id, AgentWorkflow.release_review, ReviewClaim(body.reviewer.strip()))
+    ack = await _update(client, task_id, AgentWorkflow.release_review, ReviewClaim(body.reviewer))
     return ClaimOut(**vars(ack))
 
 
@@ -149,16 +142,17 @@ async def decide(task_id: str, body: ReviewIn, client: TemporalClient) -> Review
     await _known_task(client, task_id)
     kept = None
     if body.citations is not None:
-        draft = await _draft(client, task_id)
-        unknown = set(body.citations) - {c.chunk_id for c in draft.citations}
+        draft: ReviewDraft = await _query_review(client, task_id, AgentWorkflow.review_draft)
+        wanted = set(body.citations)
+        unknown = wanted - {c.chunk_id for c in draft.citations}
         if unknown:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, f"not cited by the draft: {', '.join(sorted(unknown))}"
             )
-        kept = [c for c in draft.citations if c.chunk_id in set(body.citations)]
+        kept = [c for c in draft.citations if c.chunk_id in wanted]
     decision = ReviewDecision(
         decision=body.decision,
-        reviewer=body.reviewer.strip(),
+        reviewer=body.reviewer,
         reason=body.reason or "",
         answer=body.answer or "",
         citations=kept,
@@ -169,16 +163,15 @@ async def decide(task_id: str, body: ReviewIn, client: TemporalClient) -> Review
     return ReviewDone(task_id=ack.task_id, decision=ack.decision)
 
 
-async def _draft(client: Client, task_id: str) -> ReviewDraft:
+async def _query_review(client: Client, task_id: str, query: Any) -> Any:
+    """A review query's answer; 409 when the task is not awaiting review (None, or closed)."""
     try:
-        draft: ReviewDraft | None = await client.get_workflow_handle(task_id).query(
-            AgentWorkflow.review_draft
-        )
+        answer = await client.get_workflow_handle(task_id).query(query)
     except RPCError as err:
         raise HTTPException(status.HTTP_409_CONFLICT, f"task {task_id} is not awaiting review") from err
-    if draft is None:
+    if answer is None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"task {task_id} is not awaiting review")
-    return draft
+    return answer
 
 
 async def _known_task(client: Client, task_id: str) -> WorkflowExecutionDescription:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -73,16 +74,17 @@ async def add_source(
     except SourceInputError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
     await register(client, registry, spec, settings.temporal.task_queue)
-    return _view(registry, spec)
+    return await asyncio.to_thread(_view, registry, spec)
 
 
+# Plain `def`: FastAPI runs them in its thread pool, so their Redis reads never block the loop.
 @router.get("", response_model=list[SourceOut])
-async def list_sources(settings: KeelSettings, registry: Registry) -> list[SourceOut]:
+def list_sources(settings: KeelSettings, registry: Registry) -> list[SourceOut]:
     return [_view(registry, spec) for spec in registry.list(settings.tenant)]
 
 
 @router.get("/{source_id}", response_model=SourceOut)
-async def get_source(source_id: str, settings: KeelSettings, registry: Registry) -> SourceOut:
+def get_source(source_id: str, settings: KeelSettings, registry: Registry) -> SourceOut:
     """The source with its last sync; while one runs, its counts so far, pace and ETA."""
     return _view(registry, _spec(registry, settings.tenant, source_id))
 

@@ -31,7 +31,7 @@ async def submit_task(body: TaskIn, client: TemporalClient, settings: KeelSettin
             question=body.question,
             review=body.review,
             tenant=settings.tenant,
-            requester=body.requester.strip(),
+            requester=body.requester,
             overrides=ReviewOverrides(**body.review_policy.model_dump()),
         ),
         id=task_id,

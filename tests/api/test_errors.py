@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.helpers import eventually, wait_for_status
+from tests.helpers import eventually, wait_for_status, wait_indexed
 
 pytestmark = [pytest.mark.integration]
 
@@ -207,15 +207,6 @@ async def test_upload_document_rejects_a_non_json_body(api: httpx.AsyncClient) -
     _reason(_check(response, 422))
 
 
-async def _indexed(api: httpx.AsyncClient, document_id: str, ingestion_id: str) -> dict:
-    async def probe() -> dict | None:
-        view = _check(await api.get(f"/v1/documents/{document_id}"), 200)
-        assert view["status"] != "failed", view
-        return view if view["status"] == "indexed" and view["ingestion_id"] == ingestion_id else None
-
-    return await eventually(probe, 120, f"document {document_id} to be indexed")
-
-
 async def test_upload_document_indexes_and_reupload_changes_the_version(
     api: httpx.AsyncClient, platform
 ) -> None:
@@ -228,12 +219,12 @@ async def test_upload_document_indexes_and_reupload_changes_the_version(
     }
     accepted = _check(await api.post("/v1/documents", json=first), 202)
     assert accepted["id"] == document_id and accepted["ingestion_id"]
-    view = await _indexed(api, document_id, accepted["ingestion_id"])
+    view = await wait_indexed(api, document_id, accepted["ingestion_id"])
     assert view["chunks"] >= 1 and view["version"] and view["reason"] is None
 
     second = first | {"text": "The Osprey crane fleet moved to Pier 12 and is now run by the Gannet crew."}
     accepted = _check(await api.post("/v1/documents", json=second), 202)
-    again = await _indexed(api, document_id, accepted["ingestion_id"])
+    again = await wait_indexed(api, document_id, accepted["ingestion_id"])
     assert again["chunks"] >= 1 and again["version"] and again["version"] != view["version"]
 
 
@@ -242,7 +233,7 @@ async def test_document_without_an_id_gets_one_from_its_content(api: httpx.Async
     first = _check(await api.post("/v1/documents", json=payload), 202)
     second = _check(await api.post("/v1/documents", json=payload), 202)
     assert first["id"] == second["id"] and first["id"].startswith("doc-")
-    await _indexed(api, second["id"], second["ingestion_id"])
+    await wait_indexed(api, second["id"], second["ingestion_id"])
 
 
 @pytest.mark.parametrize(

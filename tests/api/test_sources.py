@@ -12,7 +12,7 @@ import pytest
 from ingestion.entities import entity_key
 from keel.sources import BatchProgress, SourceRegistry, SyncRecord
 from keel.tracing import make_redis
-from tests.helpers import eventually, wait_for_status
+from tests.helpers import eventually, wait_for_status, wait_indexed
 
 pytestmark = pytest.mark.integration
 
@@ -143,13 +143,7 @@ async def test_deleted_document_leaves_both_stores_and_answers(api: httpx.AsyncC
         "text": "The Quorvex relay is maintained by Zelda Farnsworth of the Ironbark crew.",
     }
     accepted = _check(await api.post("/v1/documents", json=document), 202)
-
-    async def indexed() -> dict | None:
-        view = _check(await api.get(f"/v1/documents/{document_id}"), 200)
-        done = view["status"] == "indexed" and view["ingestion_id"] == accepted["ingestion_id"]
-        return view if done else None
-
-    await eventually(indexed, 120, f"document {document_id} to be indexed")
+    await wait_indexed(api, document_id, accepted["ingestion_id"])
     question = {"question": "Who maintains the Quorvex relay?", "review": "never"}
 
     async def ask() -> dict:

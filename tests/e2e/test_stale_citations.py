@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.helpers import eventually, wait_for_status
+from tests.helpers import wait_for_status, wait_indexed
 
 pytestmark = [pytest.mark.integration]
 
@@ -27,14 +27,7 @@ async def upload(api: httpx.AsyncClient, document_id: str, title: str, text: str
     """Upload a document, wait until this upload is indexed, return its version."""
     response = await api.post("/v1/documents", json={"id": document_id, "title": title, "text": text})
     assert response.status_code == 202, response.text
-    ingestion_id = response.json()["ingestion_id"]
-
-    async def done() -> dict | None:
-        view = (await api.get(f"/v1/documents/{document_id}")).json()
-        return view if view["ingestion_id"] == ingestion_id and view["status"] != "pending" else None
-
-    view = await eventually(done, 120, f"document {document_id} to be indexed")
-    assert view["status"] == "indexed", view
+    view = await wait_indexed(api, document_id, response.json()["ingestion_id"])
     return str(view["version"])
 
 
@@ -77,9 +70,7 @@ async def test_a_changed_or_deleted_cited_document_makes_its_citations_stale(
         assert by_document[team]["current_version"] == changed
         assert (by_document[system]["stale"], by_document[system]["stale_reason"]) == (False, "")
 
-        # DELETE /v1/documents is not there yet: the platform's own stores delete it.
-        vectors.delete_document(tenant, system)
-        graph.delete_document(tenant, system)
+        assert (await api.delete(f"/v1/documents/{system}")).status_code == 200
         result = await read_result(api, task_id)
         by_document = {c["document_id"]: c for c in result["citations"]}
         assert by_document[system]["stale"] is True and by_document[system]["stale_reason"] == "deleted"

@@ -8,6 +8,8 @@ from keel.domain import ReviewOverrides
 from keel.review_policy import review_plan, review_reasons
 from keel.settings import ReviewPolicySettings, ReviewSettings, Settings
 
+pytestmark = pytest.mark.unit
+
 
 def reasons(mode: str = "auto", overrides: ReviewOverrides | None = None, **facts: object) -> list[str]:
     values: dict = {"grounding": 0.9, "cost": 0.0, "answer": "Team Aurora owns Kestrel.", **facts}

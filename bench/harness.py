@@ -1,4 +1,4 @@
-"""CPU seconds per process over each step of a benchmark: how much of the machine each got.
+"""What the benchmarks share: the platform they start, and how much of the machine each step got.
 
 These machines are shared: a step whose 'others' column is large was measured under someone
 else's load, and a bench says so (NOISY) instead of reporting a flattering or unfair figure.
@@ -9,14 +9,66 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Awaitable
+from contextlib import AsyncExitStack, ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+from temporalio.client import Client
+from temporalio.runtime import Runtime
+from temporalio.testing import WorkflowEnvironment
+
+from keel.services import free_port, start_falkordb, stop_process, temporal_binary, wait_for_falkordb
+from keel.settings import FalkorDBSettings, Settings, TemporalSettings
+from keel.temporal import search_attribute_keys
+from keel.worker import Components, build_components, make_worker
 
 T = TypeVar("T")
 
 # A step where other processes took more than this share of the CPUs is flagged NOISY.
 NOISY_SHARE = 0.05
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    client: Client
+    components: Components
+
+
+async def start_platform(
+    stack: AsyncExitStack, directory: Path, name: str, runtime: Runtime | None = None
+) -> Platform:
+    """FalkorDB, the Temporal dev server (Keel's search attributes) and one in-process worker on
+    its own task queue (`bench-<name>-…`), all stopped by `stack`. `runtime`: the SDK's, by default."""
+    host, port = "127.0.0.1", free_port()
+    process = start_falkordb(directory / "falkordb", port, host)
+    stack.callback(stop_process, process, 10)
+    wait_for_falkordb(host, port, timeout_s=30)
+    env = await WorkflowEnvironment.start_local(
+        runtime=runtime,
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=search_attribute_keys(),
+        dev_server_extra_args=["--log-level", "error"],
+    )
+    stack.push_async_callback(env.shutdown)
+    settings = Settings(
+        data_dir=directory / "keel",
+        temporal=TemporalSettings(
+            address=env.client.service_client.config.target_host,
+            task_queue=f"bench-{name}-{uuid.uuid4().hex[:8]}",
+        ),
+        falkordb=FalkorDBSettings(url=f"redis://{host}:{port}", graph_prefix="bench"),
+    )
+    components = build_components(settings, stack.enter_context(ExitStack()))
+    await stack.enter_async_context(make_worker(env.client, settings, components))
+    return Platform(settings, env.client, components)
 
 
 def cpu_seconds() -> dict[str, float]:
