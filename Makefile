@@ -17,9 +17,11 @@ $(RUNTIME): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e .
 	touch $(RUNTIME)
 
-# The test tools add llama.cpp's server (built from source once; pip caches the wheel).
+# The test tools add llama.cpp's server (built from source once; pip caches the wheel). Built for
+# any x86-64, not this CPU's every extension: a native build crashed in ggml on some of these
+# machines (a general protection fault on the first completion).
 $(DEV): $(RUNTIME)
-	$(BIN)/pip install -e ".[dev]"
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -e ".[dev]"
 	touch $(DEV)
 
 # The browser tests drive Debian's Chromium; `playwright install` would download its own. Needs root, once.
@@ -35,11 +37,13 @@ test: $(DEV) /usr/bin/chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .keel

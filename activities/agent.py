@@ -1,20 +1,30 @@
-"""The agent's steps with I/O. Each emits one observation on the task's trace."""
+"""The agent's steps with I/O. Each emits one observation on the task's trace.
+
+Chunks travel between the steps as references (`ScoredChunk.ref()`: ids, scores, signals); a
+step that needs their text reads it from the vector store by chunk id.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.errors import permanent_errors
-from ingestion.entities import entity_key, extract_entities
-from keel.blobs import BlobStore
-from keel.citations import stamp_versions
-from keel.domain import (
-    Candidate,
+from ingestion.entities import extract_entities
+from keel.core.chunks import Citation, ScoredChunk
+from keel.core.citations import stamp_versions
+from keel.core.decisions import (
+    needs_another_round,
+    needs_review,
+    next_hop_entities,
+    refined_query,
+    why_review,
+)
+from keel.core.domain import (
     Draft,
     FinalizeInput,
     GenerateInput,
@@ -28,18 +38,24 @@ from keel.domain import (
     RetrieveOutput,
     ReviewContextInput,
 )
-from keel.models import AnswerProvider, Citation, Generation, ModelError, Passage
-from keel.models.base import is_multi_hop
-from keel.models.grounding import assess
-from keel.review_policy import review_plan, review_reasons
-from keel.settings import Settings
-from keel.tracing import StepTracer
+from keel.core.errors import FailureKind, failure
+from keel.core.models import AnswerProvider, Generation, ModelError
+from keel.core.models.base import is_multi_hop
+from keel.core.models.grounding import assess
+from keel.core.pipelines import pipeline_named
+from keel.core.review_policy import review_plan, review_reasons
+from keel.core.settings import Settings
+from keel.core.tracing import StepTracer
+from keel.stores.blobs import BlobStore
 from retrieval.encoders import DenseEncoder
-from retrieval.fusion import reciprocal_rank_fusion
+from retrieval.entity_names import entity_key
 from retrieval.graph_store import GraphStore
-from retrieval.pipeline import Retriever, pipeline_named
-from retrieval.types import ScoredChunk, chunk_id_for
+from retrieval.pipeline import Retriever
+from retrieval.types import chunk_id_for
 from retrieval.vector_store import VectorStore
+
+# Chunks shown per cited document on the reviewer page: a long document is cut, and says so.
+REVIEW_CONTEXT_CHUNKS = 200
 
 
 def _task_id() -> str:
@@ -55,12 +71,18 @@ def _ids(chunks: Sequence[ScoredChunk]) -> list[str]:
     return [c.chunk_id for c in chunks]
 
 
-def _passages(chunks: Sequence[ScoredChunk]) -> list[Passage]:
-    return [Passage(c.document_id, c.chunk_id, c.title, c.text) for c in chunks]
-
-
-# Chunks shown per cited document on the reviewer page: a long document is cut, and says so.
-REVIEW_CONTEXT_CHUNKS = 200
+def _shown(chunks: Sequence[ScoredChunk]) -> list[dict[str, Any]]:
+    """Chunks as a trace shows them: what found each, and how it scored."""
+    return [
+        {
+            "chunk_id": c.chunk_id,
+            "document_id": c.document_id,
+            "score": c.score,
+            "found_by": c.found_by,
+            "signals": c.signals,
+        }
+        for c in chunks
+    ]
 
 
 class AgentActivities:
@@ -91,7 +113,7 @@ class AgentActivities:
     def plan(self, inp: PlanInput) -> PlanOutput:
         with self._tracer.observe(_task_id(), _key("plan"), "plan", "chain", asdict(inp)) as obs:
             if not inp.question.strip():
-                raise ApplicationError("the question is empty", type="InvalidInput", non_retryable=True)
+                raise failure(FailureKind.INVALID_INPUT, "the question is empty")
             out = PlanOutput(queries=[inp.question], entities=extract_entities(inp.question))
             obs.update(output=asdict(out))
             return out
@@ -99,8 +121,7 @@ class AgentActivities:
     @activity.defn(name="agent.retrieve")
     @permanent_errors()
     def retrieve(self, inp: RetrieveInput) -> RetrieveOutput:
-        """The configured pipeline's first stage (and graph expansion) for every query; fused."""
-        cfg = self._settings.retrieval
+        """The configured pipeline's first stage (and graph expansion) for every query, merged."""
         pipeline = self._pipeline
         with self._tracer.observe(_task_id(), _key("retrieve"), "retrieve", "retriever", asdict(inp)) as obs:
             per_query: list[list[ScoredChunk]] = []
@@ -114,70 +135,41 @@ class AgentActivities:
                         }
                     )
                     per_query.append(found.chunks)
-            # A later query (the next hop) adds candidates; RRF keeps it from outvoting the question.
-            fused = per_query[0] if len(per_query) == 1 else reciprocal_rank_fusion(per_query, k=cfg.rrf_k)
-            fused = fused[: cfg.rerank_depth]
-            out = RetrieveOutput(
-                candidates=[
-                    Candidate(
-                        c.chunk_id,
-                        c.document_id,
-                        round(c.score, 6),
-                        sorted(name for name in ("dense", "bm25", "graph") if name in c.signals),
-                        {k: round(v, 6) for k, v in c.signals.items()},
-                    )
-                    for c in fused
-                ]
-            )
-            obs.update(output=[asdict(c) for c in out.candidates])
+            out = RetrieveOutput(candidates=[c.ref() for c in self._retriever.merge_queries(per_query)])
+            obs.update(output=_shown(out.candidates))
             return out
 
     @activity.defn(name="agent.rerank")
     @permanent_errors()
     def rerank(self, inp: RerankInput) -> RerankOutput:
-        cfg = self._settings.retrieval
-        reranker = self._retriever.reranker
+        reranker = self._retriever.reranker if self._pipeline.rerank else None
         with self._tracer.observe(_task_id(), _key("rerank"), "rerank", "retriever", asdict(inp)) as obs:
-            candidates = [
-                ScoredChunk(c.chunk_id, c.document_id, c.score, signals=dict(c.signals))
-                for c in inp.candidates
-            ]
-            if self._pipeline.rerank and reranker is not None:
-                ranked = self._retriever.rerank(inp.tenant, inp.question, candidates, self._pipeline)
-            else:
-                ranked = sorted(candidates, key=lambda c: (-c.score, c.chunk_id))
-            prior = {c.chunk_id: c for c in inp.candidates}
+            ranked = self._retriever.ranked(inp.tenant, inp.question, inp.candidates, self._pipeline)
             out = RerankOutput(
-                passages=[
-                    Candidate(s.chunk_id, s.document_id, round(s.score, 6), prior[s.chunk_id].sources)
-                    for s in ranked[: cfg.rerank_k]
-                ],
-                reranker=reranker.name if self._pipeline.rerank and reranker is not None else "none",
+                passages=[c.ref() for c in ranked], reranker=reranker.name if reranker is not None else "none"
             )
-            obs.update(output=asdict(out))
+            obs.update(output={"passages": _shown(out.passages), "reranker": out.reranker})
             return out
 
     @activity.defn(name="agent.generate")
     @permanent_errors()
     def generate(self, inp: GenerateInput) -> Draft:
         with self._tracer.observe(_task_id(), _key("generate"), "generate", "generation", asdict(inp)) as obs:
-            chunks = self._chunks(inp.tenant, inp.passages)
-            passages = _passages(chunks)
+            passages = self._texts(inp.tenant, inp.passages)
             try:
                 # A reviewer's instruction rides with the question: a model follows it, the
                 # extractive answerer picks the sentences it asks about.
                 asked = f"{inp.question}\n{inp.instruction}" if inp.instruction else inp.question
                 gen = self._provider.generate(asked, passages)
             except ModelError as err:
-                raise ApplicationError(
-                    str(err), type="ModelRefused", non_retryable=not err.retryable
-                ) from err
+                kind = FailureKind.MODEL_UNAVAILABLE if err.retryable else FailureKind.MODEL_REFUSED
+                raise failure(kind, str(err)) from err
             models = self._settings.models
             cost = (
                 gen.input_tokens * models.cost_per_1k_input_tokens
                 + gen.output_tokens * models.cost_per_1k_output_tokens
             ) / 1000
-            citations = self._stamped(inp.tenant, gen.citations, chunks)
+            citations = self._stamped(inp.tenant, gen.citations, passages)
             draft = Draft(
                 gen.answer, citations, gen.model, gen.input_tokens, gen.output_tokens, round(cost, 6)
             )
@@ -193,8 +185,9 @@ class AgentActivities:
             )
             return draft
 
-    def _chunks(self, tenant: str, candidates: Sequence[Candidate]) -> list[ScoredChunk]:
-        return self._vectors.get_chunks(tenant, [c.chunk_id for c in candidates])
+    def _texts(self, tenant: str, chunks: Sequence[ScoredChunk]) -> list[ScoredChunk]:
+        """The chunks with their text, read from the store, in the order given."""
+        return self._vectors.get_chunks(tenant, _ids(chunks))
 
     def _stamped(
         self, tenant: str, citations: Sequence[Citation], chunks: Sequence[ScoredChunk]
@@ -208,20 +201,29 @@ class AgentActivities:
     @activity.defn(name="agent.grade")
     @permanent_errors()
     def grade(self, inp: GradeInput) -> GradeOutput:
+        """Score the draft's grounding, then decide (keel/core/decisions.py): another round,
+        a reviewer, or neither."""
         agent = self._settings.agent
         with self._tracer.observe(_task_id(), _key("grade"), "grade", "evaluator", asdict(inp)) as obs:
-            passages = _passages(self._chunks(inp.tenant, inp.passages))
+            passages = self._texts(inp.tenant, inp.passages)
             draft = Generation(inp.draft.answer, inp.draft.citations, inp.draft.model)
             grounding = assess(inp.question, draft, passages, self._dense.encode_documents)
-            weak = grounding.score < agent.grounding_threshold
-            # The next hop: entities the passages name that the question did not.
-            asked = {entity_key(e) for e in extract_entities(inp.question)}
-            found = [e for p in passages for e in extract_entities(p.text) if entity_key(e) not in asked]
-            new_entities = list(dict.fromkeys(found))[:5]
-            want_hop = weak or (is_multi_hop(inp.question) and inp.round == 1)
-            retry = want_hop and inp.round < agent.max_retrieval_rounds and bool(new_entities)
             policy = self._settings.review.policy(inp.tenant)
-            reasons = review_reasons(
+            entities = next_hop_entities(
+                extract_entities(inp.question),
+                (name for p in passages for name in extract_entities(p.text)),
+                key=entity_key,
+            )
+            another_round = needs_another_round(
+                grounding=grounding.score,
+                threshold=agent.grounding_threshold,
+                multi_hop=is_multi_hop(inp.question),
+                round=inp.round,
+                max_rounds=agent.max_retrieval_rounds,
+                next_entities=entities,
+                reviewed=inp.reviewed,
+            )
+            policy_reasons = review_reasons(
                 inp.review,
                 policy,
                 inp.overrides,
@@ -230,20 +232,19 @@ class AgentActivities:
                 cost=inp.cost,
                 answer=inp.draft.answer,
             )
-            if inp.reviewed:  # a reviewer asked for this draft: they see it again, whatever the checks
-                reasons, retry = ["changes requested", *reasons], False
-            needs_review = bool(reasons) and not retry
+            reasons = why_review(policy_reasons, reviewed=inp.reviewed)
+            to_review = needs_review(reasons, another_round=another_round)
             out = GradeOutput(
                 grounding=grounding.score,
                 support=grounding.support,
                 relevance=grounding.relevance,
-                retry=retry,
-                refined_query=" ".join([inp.question, *new_entities]),
-                entities=new_entities,
-                needs_review=needs_review,
+                retry=another_round,
+                refined_query=refined_query(inp.question, entities),
+                entities=entities,
+                needs_review=to_review,
                 review_reason="; ".join(reasons),
                 review_reasons=reasons,
-                review_plan=review_plan(policy) if needs_review else None,
+                review_plan=review_plan(policy) if to_review else None,
             )
             obs.update(output=asdict(out))
             return out

@@ -5,9 +5,9 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.errors import permanent_errors
-from keel.audit import AuditLog, entry_id
-from keel.domain import AuditEntry
-from keel.tracing import StepTracer
+from keel.core.domain import AuditEntry
+from keel.core.tracing import StepTracer
+from keel.stores.audit import AuditLog, entry_id
 
 
 class AuditActivities:

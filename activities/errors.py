@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from temporalio.exceptions import ApplicationError
-
+from keel.core.errors import FailureKind, failure
 from retrieval.types import InvalidRequestError
 
 
@@ -16,4 +15,4 @@ def permanent_errors() -> Iterator[None]:
     try:
         yield
     except InvalidRequestError as err:
-        raise ApplicationError(str(err), type="InvalidInput", non_retryable=True) from err
+        raise failure(FailureKind.INVALID_INPUT, str(err)) from err

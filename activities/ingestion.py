@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.errors import permanent_errors
 from ingestion.chunking import chunk_text
@@ -19,9 +18,10 @@ from ingestion.indexer import (
     prepare_documents,
     write_documents,
 )
-from keel.blobs import BlobNotFoundError, BlobStore
-from keel.domain import DeleteDocument, DocumentRef, IndexedDocument
-from keel.settings import Settings
+from keel.core.domain import DeleteDocument, DocumentRef, IndexedDocument
+from keel.core.errors import FailureKind, failure
+from keel.core.settings import Settings
+from keel.stores.blobs import BlobNotFoundError, BlobStore
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.graph_store import GraphStore, Provenance
 from retrieval.types import SourceDocument, chunk_id_for
@@ -69,7 +69,7 @@ class IngestionActivities:
         try:
             doc = self._blobs.get_json(ref.blob_key)
         except BlobNotFoundError as err:
-            raise ApplicationError(str(err), type="InvalidInput", non_retryable=True) from err
+            raise failure(FailureKind.INVALID_INPUT, str(err)) from err
         title, text = str(doc.get("title") or ref.title), str(doc.get("text") or "")
         # An upload's provenance is the upload itself: its content hash and when it was indexed.
         origin = Provenance(ref.source, "", content_version(title, text), time.time_ns())
@@ -99,13 +99,11 @@ class IngestionActivities:
     ) -> IndexedDocument:
         """Index one document's text into both stores (see `index_texts`).
 
-        Raises ApplicationError(type="UnsupportedDocument") when there is no text to index.
+        Fails as UnsupportedDocument (permanent) when there is no text to index.
         """
         [indexed] = self.index_texts(tenant, [TextToIndex(document_id, title, text, provenance)])
         if indexed is None:
-            raise ApplicationError(
-                f"document {document_id} has no text to index", type="UnsupportedDocument", non_retryable=True
-            )
+            raise failure(FailureKind.UNSUPPORTED_DOCUMENT, f"document {document_id} has no text to index")
         return indexed
 
     def index_texts(

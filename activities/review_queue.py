@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from keel.domain import ReviewQueueEntry
-from keel.review_queue import ReviewQueueIndex
+from keel.core.domain import ReviewQueueEntry
+from keel.stores.review_index import ReviewQueueIndex
 
 
 class ReviewQueueActivities:

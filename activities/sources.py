@@ -10,23 +10,25 @@ from dataclasses import asdict
 from pathlib import Path
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.errors import permanent_errors
 from activities.ingestion import IngestionActivities, TextToIndex
 from ingestion.files import record_document_id
 from ingestion.parsers import ParseError, parse_file
 from ingestion.sources import SourceError, SourceFile, scan_folder
-from keel.blobs import BlobStore
-from keel.domain import BatchResult, FileBatch, RemoveDocuments, SyncPlan, SyncRequest
-from keel.sources import (
+from keel.core.domain import (
     FAILURES_KEPT,
     BatchProgress,
+    BatchResult,
+    FileBatch,
     RecordSync,
-    SourceNotFoundError,
-    SourceRegistry,
-    SourceSpec,
+    RemoveDocuments,
+    SyncPlan,
+    SyncRequest,
 )
+from keel.core.errors import FailureKind, failure
+from keel.stores.blobs import BlobStore
+from keel.stores.sources import SourceNotFoundError, SourceRegistry, SourceSpec
 from retrieval.graph_store import GraphStore, Provenance
 
 # Chunks per encoder call while indexing a batch: enough to fill the encoder's batches when
@@ -52,7 +54,7 @@ class SourceActivities:
         try:
             return self._registry.get(tenant, source_id)
         except SourceNotFoundError as err:
-            raise ApplicationError(f"no source {source_id!r}", type="NotFound", non_retryable=True) from err
+            raise failure(FailureKind.NOT_FOUND, f"no source {source_id!r}") from err
 
     @activity.defn(name="sources.plan_sync")
     @permanent_errors()
@@ -62,7 +64,7 @@ class SourceActivities:
         try:
             files = scan_folder(Path(spec.root), spec.include, spec.exclude)
         except SourceError as err:
-            raise ApplicationError(str(err), type="InvalidInput", non_retryable=True) from err
+            raise failure(FailureKind.INVALID_INPUT, str(err)) from err
         indexed_hash: dict[str, str] = {}
         documents_of: Counter[str] = Counter()  # a JSON/JSONL file holds several
         present = {f.path for f in files}

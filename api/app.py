@@ -1,48 +1,32 @@
-"""The FastAPI application: routers per resource, clients built once in the lifespan."""
+"""The FastAPI application: routers per resource, and how each kind of failure is answered.
+
+Its clients come from `open_state` (keel/app/api_server.py builds them): the API builds none.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import AppState
+from api.errors import status_of
 from api.routers import audit, documents, health, review_page, reviews, sources, tasks
-from keel.blobs import BlobStore
-from keel.settings import Settings
-from keel.tracing import LocalTraceStore, make_redis
-from retrieval.graph_store import GraphStore
+from keel.control.errors import ControlError
 from retrieval.types import StoreUnavailableError
 
 
-def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
-    """The API; pass `temporal` to share a client (tests), else it connects at start-up."""
+def create_app(open_state: Callable[[], AbstractAsyncContextManager[AppState]]) -> FastAPI:
+    """The API; `open_state` opens its clients when it starts and closes them when it stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from keel.temporal import connect
-
-        client = temporal or await connect(settings)
-        # The graph client talks to FalkorDB at once: built first, so a failure leaks nothing.
-        graph = GraphStore(settings.falkordb_url, prefix=settings.falkordb.graph_prefix)
-        redis_client = make_redis(settings.falkordb_url)
-        app.state.keel = AppState(
-            settings=settings,
-            temporal=client,
-            blobs=BlobStore(settings.blob_dir),
-            redis=redis_client,
-            traces=LocalTraceStore(redis_client),
-            graph=graph,
-        )
-        try:
+        async with open_state() as state:
+            app.state.keel = state
             yield
-        finally:
-            graph.close()
-            redis_client.close()
 
     app = FastAPI(
         title="Keel",
@@ -60,6 +44,11 @@ def create_app(settings: Settings, temporal: Client | None = None) -> FastAPI:
         review_page.router,
     ):
         app.include_router(router)
+
+    @app.exception_handler(ControlError)
+    async def refused(request: Request, err: ControlError) -> JSONResponse:
+        # Not found, a conflict with the resource's state, or a request that cannot be done as asked.
+        return JSONResponse({"detail": str(err)}, status_code=status_of(err))
 
     @app.exception_handler(RPCError)
     async def temporal_unavailable(request: Request, err: RPCError) -> JSONResponse:

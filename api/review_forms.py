@@ -1,17 +1,20 @@
 """What the reviewer page's forms send, checked, and explained in words a reviewer can act on.
 
-The page calls the JSON routes' functions directly, past FastAPI's own query checks: these stand
-in for them, with the API's own patterns, and their errors become a sentence, not JSON.
+The page calls the review service directly, past FastAPI's own query checks: these stand in for
+them, with the API's own patterns, and their errors become a sentence, not JSON.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import HTTPException, status
+from fastapi import status
 from pydantic import BaseModel, Field, ValidationError
 
+from api.errors import status_of
 from api.schemas import NAME_PATTERN, ClaimIn, ReviewFilter
+from keel.control.errors import ControlError
+from keel.core.review_queue import QueueFilter
 
 _UNPROCESSABLE = status.HTTP_422_UNPROCESSABLE_CONTENT
 
@@ -24,8 +27,8 @@ class Problem:
     detail: str
 
     @classmethod
-    def of(cls, err: HTTPException) -> Problem:
-        return cls(err.status_code, str(err.detail))
+    def of(cls, err: ControlError) -> Problem:
+        return cls(status_of(err), str(err))
 
     @classmethod
     def invalid(cls, detail: str) -> Problem:
@@ -45,6 +48,17 @@ class QueueFilters(BaseModel):
     def from_form(cls, form: dict[str, str]) -> QueueFilters:
         # HTML forms send an empty input as "": that means no filter.
         return cls.model_validate({key: value for key, value in form.items() if value.strip()})
+
+    def wanted(self, reviewer: str) -> QueueFilter:
+        """The queue's filter in this reviewer's view (their own claims stay in "open")."""
+        return QueueFilter(
+            self.show,
+            reviewer,
+            self.group or "",
+            self.reason or "",
+            None if self.min_age is None else self.min_age * 60,
+            None if self.max_age is None else self.max_age * 60,
+        )
 
 
 def name_problem(name: str) -> str:

@@ -6,8 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
-from keel.review_queue import Show
-from keel.settings import check_patterns
+from keel.core.review_queue import Show
+from keel.core.settings import check_patterns
 
 DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 MAX_DOCUMENT_CHARS = 2_000_000

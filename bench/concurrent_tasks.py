@@ -17,7 +17,7 @@ import time
 
 import httpx
 
-from keel.demo import demo_questions
+from keel.app.demo import demo_questions
 
 
 async def one(client: httpx.AsyncClient, question: str) -> float:

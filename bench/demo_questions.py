@@ -15,7 +15,7 @@ import time
 
 import httpx
 
-from keel.demo import demo_questions
+from keel.app.demo import demo_questions
 
 
 def ask(client: httpx.Client, question: str, timeout_s: float = 120) -> tuple[dict, float]:

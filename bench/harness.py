@@ -20,10 +20,10 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
-from keel.services import free_port, start_falkordb, stop_process, temporal_binary, wait_for_falkordb
-from keel.settings import FalkorDBSettings, Settings, TemporalSettings
-from keel.temporal import search_attribute_keys
-from keel.worker import Components, build_components, make_worker
+from keel.app.embedded import free_port, start_falkordb, stop_process, temporal_binary, wait_for_falkordb
+from keel.app.worker import Components, build_components, make_worker
+from keel.core.search_attributes import SEARCH_ATTRIBUTES
+from keel.core.settings import FalkorDBSettings, Settings, TemporalSettings
 
 T = TypeVar("T")
 
@@ -54,7 +54,7 @@ async def start_platform(
     env = await WorkflowEnvironment.start_local(
         runtime=runtime,
         dev_server_existing_path=temporal_binary(),
-        search_attributes=search_attribute_keys(),
+        search_attributes=list(SEARCH_ATTRIBUTES),
         dev_server_extra_args=["--log-level", "error"],
     )
     stack.push_async_callback(env.shutdown)

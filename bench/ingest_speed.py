@@ -42,11 +42,12 @@ import activities.sources as source_activities
 from ingestion.chunking import chunk_text
 from ingestion.indexer import embedded_text
 from ingestion.parsers import parse_file
-from keel.domain import SyncRequest
-from keel.settings import Settings
-from keel.sources import SourceRegistry, SourceSpec, SyncRecord
-from keel.tracing import make_redis
-from keel.worker import Components
+from ingestion.sources import DEFAULT_INCLUDE
+from keel.app.worker import Components
+from keel.core.domain import SyncRecord, SyncRequest
+from keel.core.settings import Settings
+from keel.stores.redis import make_redis
+from keel.stores.sources import SourceRegistry, SourceSpec
 from retrieval.encoders import DenseEncoder
 from workflows import policies
 from workflows.sources import SourceSyncWorkflow, sync_workflow_id
@@ -371,7 +372,7 @@ def parse_args() -> argparse.Namespace:
 def register(settings: Settings, source_id: str, root: Path) -> None:
     client = make_redis(settings.falkordb_url)
     try:
-        SourceRegistry(client).add(SourceSpec(source_id, TENANT, str(root)))
+        SourceRegistry(client).add(SourceSpec(source_id, TENANT, str(root), list(DEFAULT_INCLUDE)))
     finally:
         client.close()
 

@@ -26,13 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from keel.settings import EmbeddingSettings, RetrievalSettings
+from keel.core.chunks import ScoredChunk
+from keel.core.pipelines import PIPELINES
+from keel.core.settings import EmbeddingSettings, RetrievalSettings
 from retrieval.cross_encoder import CrossEncoderReranker
 from retrieval.encoders import QUERY_RUNTIMES, DenseEncoder, SparseEncoder
 from retrieval.ltr import LearnedReranker
-from retrieval.pipeline import PIPELINES, Retrieval, Retriever
+from retrieval.pipeline import Retrieval, Retriever
 from retrieval.rerank import FeatureReranker, Reranker
-from retrieval.types import ChunkRecord, ScoredChunk
+from retrieval.types import ChunkRecord
 from retrieval.vector_store import VectorStore
 
 TENANT = "bench"

@@ -45,15 +45,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
-from api.app import create_app
-from api.tasks_service import STATUS_QUERIES
 from ingestion.files import load_documents
-from keel.demo import CORPUS_DIR, demo_questions
-from keel.ingest_client import start_batch
-from keel.review_queue import QueueFilter, ReviewQueueIndex, select
-from keel.services import free_port
-from keel.settings import Settings
-from keel.tracing import make_redis
+from keel.app.api_server import build_api
+from keel.app.demo import CORPUS_DIR, demo_questions
+from keel.app.embedded import free_port
+from keel.control.documents import start_batch
+from keel.control.tasks import STATUS_QUERIES
+from keel.core.review_queue import QueueFilter, select
+from keel.core.settings import Settings
+from keel.stores.redis import make_redis
+from keel.stores.review_index import ReviewQueueIndex
 
 TARGET_P95_MS = 200.0  # the issue: 500 tasks awaiting review, listing under 200 ms p95
 REVIEWER = "rita"
@@ -170,15 +171,15 @@ async def start_review_platform(stack: AsyncExitStack, directory: Path) -> Revie
     """The benches' platform, its Temporal Core logs counted, and the API served over HTTP."""
     core_logs = CoreLogs()
     platform = await start_platform(stack, directory, "review", runtime=core_logs.runtime())
-    clock = ServerClock(create_app(platform.settings, temporal=platform.client))
+    clock = ServerClock(build_api(platform.settings, temporal=platform.client))
     base_url = await serve(stack, clock)
     return ReviewPlatform(platform.settings, platform.client, base_url, clock, core_logs)
 
 
-async def index_demo_corpus(settings: Settings) -> int:
+async def index_demo_corpus(client: Client, settings: Settings) -> int:
     """The demo corpus through the ingestion workflow, as `keel demo` indexes it; documents indexed."""
     documents = load_documents(CORPUS_DIR, {".md"})
-    handle = await start_batch(settings, documents, batch_id=f"bench-demo-{uuid.uuid4().hex[:8]}")
+    handle = await start_batch(client, settings, documents, batch_id=f"bench-demo-{uuid.uuid4().hex[:8]}")
     result = await handle.result()
     if result.failed:
         raise BenchError(f"demo corpus: {len(result.failed)} documents failed: {result.failed}")
@@ -361,7 +362,7 @@ def print_breakdown(pieces: dict[str, list[float]], cpu: dict[str, float]) -> di
     items = int(max(pieces["items"], default=0))
     rows = [
         (f"queue index read (Redis HGETALL + JSON, {items} entries)", index, False),
-        ("+ filter and sort (keel.review_queue.select)", chosen, True),
+        ("+ filter and sort (keel.core.review_queue.select)", chosen, True),
         ("+ rest of the handler, response model + JSON (FastAPI)", server - index - chosen, True),
         ("= server side (ASGI call to last body byte)", server, False),
         ("+ HTTP, uvicorn + httpx", total - server, True),
@@ -409,7 +410,7 @@ async def measure(args: argparse.Namespace, directory: Path) -> tuple[dict[str, 
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     async with AsyncExitStack() as stack:
         platform = await start_review_platform(stack, directory)
-        documents = await index_demo_corpus(platform.settings)
+        documents = await index_demo_corpus(platform.client, platform.settings)
         print(f"demo corpus: {documents} documents indexed; API at {platform.base_url}")
         api = await stack.enter_async_context(httpx.AsyncClient(base_url=platform.base_url, timeout=60))
         started = time.perf_counter()

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ingestion.chunking import chunk_text
-from ingestion.entities import entity_key, extract_entities, extract_relations
+from ingestion.entities import extract_entities, extract_relations
 from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.entity_names import entity_key
 from retrieval.graph_store import GraphChunk, GraphDocument, GraphRelation, GraphStore, Provenance
 from retrieval.types import ChunkRecord, SourceDocument, chunk_id_for
 from retrieval.vector_store import VectorStore

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from retrieval.types import ScoredChunk
+from keel.core.chunks import ScoredChunk
 
 
 class CrossEncoderReranker:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from retrieval.types import ScoredChunk
+from keel.core.chunks import ScoredChunk
 
 
 def reciprocal_rank_fusion(

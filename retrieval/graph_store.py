@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from ingestion.entities import canonical_name, merge_reason
+from retrieval.entity_names import canonical_name, merge_reason
 from retrieval.types import (
     InvalidRequestError,
     StoreError,

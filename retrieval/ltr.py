@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keel.core.chunks import ScoredChunk
 from retrieval.rerank import text_terms
-from retrieval.types import ScoredChunk
 
 FEATURES = ("fused", "dense", "bm25", "coverage", "title_coverage")
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "ltr.json"

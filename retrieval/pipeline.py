@@ -14,86 +14,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ingestion.entities import entity_key
+from keel.core.chunks import ScoredChunk
+from keel.core.pipelines import Pipeline, RetrievalParams
 from retrieval.encoders import DenseEncoder, SparseEncoder
+from retrieval.entity_names import entity_key
 from retrieval.feedback import QueryAdapter
 from retrieval.fusion import convex_fusion, reciprocal_rank_fusion
 from retrieval.graph_store import GraphStore
 from retrieval.rerank import Reranker
-from retrieval.types import InvalidRequestError, ScoredChunk, chunk_id_for
+from retrieval.types import InvalidRequestError, chunk_id_for
 from retrieval.vector_store import VectorStore
-
-FUSIONS = ("rrf", "convex")
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """Which retrievers run, how their lists are fused, and which later stages follow."""
-
-    name: str
-    dense: bool = True
-    bm25: bool = True
-    fusion: str = "convex"
-    feedback: bool = False  # move the dense query with the corpus's relevance-feedback adapter
-    graph: bool = False
-    rerank: bool = False
-
-    def __post_init__(self) -> None:
-        if not (self.dense or self.bm25):
-            raise ValueError(f"pipeline {self.name!r} has no retriever")
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"pipeline {self.name!r}: unknown fusion {self.fusion!r}, expected {FUSIONS}")
-        if self.feedback and not self.dense:
-            raise ValueError(f"pipeline {self.name!r}: feedback adapts the dense query; it needs dense")
-
-
-def _pipelines() -> dict[str, Pipeline]:
-    first_stage = [
-        Pipeline("bm25", dense=False),
-        Pipeline("dense", bm25=False),
-        Pipeline("hybrid-rrf", fusion="rrf"),
-        Pipeline("hybrid-convex"),
-        Pipeline("hybrid-graph", graph=True),
-        Pipeline("hybrid-convex+feedback", feedback=True),
-        Pipeline("hybrid-graph+feedback", feedback=True, graph=True),
-    ]
-    reranked = [replace(p, name=f"{p.name}+rerank", rerank=True) for p in first_stage]
-    return {p.name: p for p in first_stage + reranked}
-
-
-PIPELINES = _pipelines()
-
-
-def pipeline_named(name: str) -> Pipeline:
-    try:
-        return PIPELINES[name]
-    except KeyError:
-        raise ValueError(f"unknown pipeline {name!r}; expected one of {sorted(PIPELINES)}") from None
-
-
-@dataclass(frozen=True)
-class RetrievalParams:
-    """Per-stage depths and weights; `keel.settings.RetrievalSettings` gives each its reason."""
-
-    dense_k: int = 100
-    bm25_k: int = 100
-    rrf_k: int = 60
-    dense_weight: float = 0.5
-    graph_seeds: int = 3
-    graph_weight: float = 1.0
-    graph_k: int = 20
-    graph_max_mentions: int = 20
-    rerank_depth: int = 30
-    limit: int = 20
-
-    def __post_init__(self) -> None:
-        for name in ("dense_k", "bm25_k", "graph_seeds", "graph_max_mentions", "rerank_depth", "limit"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.rrf_k < 0 or self.graph_k < 0 or self.graph_weight < 0:
-            raise ValueError("rrf_k, graph_k and graph_weight must not be negative")
-        if not 0.0 <= self.dense_weight <= 1.0:
-            raise ValueError(f"dense_weight must be in [0, 1], got {self.dense_weight}")
 
 
 @dataclass
@@ -183,6 +113,26 @@ class Retriever:
                 fused = self._expand(tenant, query, fused, found)
         found.chunks = fused
         return found
+
+    def merge_queries(self, per_query: Sequence[Sequence[ScoredChunk]]) -> list[ScoredChunk]:
+        """One candidate list from several queries' (the question's, then a next hop's), cut to
+        `rerank_depth`. RRF: a later query adds candidates without outvoting the question."""
+        if len(per_query) == 1:
+            merged = list(per_query[0])
+        else:
+            merged = reciprocal_rank_fusion(per_query, k=self.params.rrf_k)
+        return merged[: self.params.rerank_depth]
+
+    def ranked(
+        self, tenant: str, query: str, candidates: Sequence[ScoredChunk], pipeline: Pipeline
+    ) -> list[ScoredChunk]:
+        """The top `limit` candidates: reranked when the pipeline reranks and a reranker is set,
+        else in score order."""
+        if pipeline.rerank and self.reranker is not None:
+            ranked = self.rerank(tenant, query, candidates, pipeline)
+        else:
+            ranked = sorted(candidates, key=lambda c: (-c.score, c.chunk_id))
+        return ranked[: self.params.limit]
 
     def _bm25(self, tenant: str, query: str, found: Retrieval) -> list[ScoredChunk]:
         with found.timed("encode_bm25"):

@@ -10,7 +10,8 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from retrieval.types import ChunkRecord, InvalidRequestError, ScoredChunk, SparseVec, StoreError, point_id
+from keel.core.chunks import ScoredChunk
+from retrieval.types import ChunkRecord, InvalidRequestError, SparseVec, StoreError, point_id
 from retrieval.vector_store import (
     DEFAULT_DIMENSION,
     DENSE,

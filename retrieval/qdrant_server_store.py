@@ -10,10 +10,10 @@ import httpx
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from keel.core.chunks import ScoredChunk
 from retrieval.types import (
     ChunkRecord,
     InvalidRequestError,
-    ScoredChunk,
     SparseVec,
     StoreError,
     StoreUnavailableError,

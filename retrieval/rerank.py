@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
+from keel.core.chunks import ScoredChunk
 from retrieval.encoders import DenseEncoder
-from retrieval.types import ScoredChunk
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(

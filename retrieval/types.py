@@ -1,4 +1,4 @@
-"""Types shared by the stores, encoders and fusion. No Temporal imports here."""
+"""Types shared by the stores and encoders (the chunk they return is keel.core.chunks.ScoredChunk)."""
 
 from __future__ import annotations
 
@@ -48,24 +48,6 @@ class ChunkRecord:
     dense: list[float]
     sparse: SparseVec
     entities: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ScoredChunk:
-    """A retrieved chunk. `source` says which retriever (or fusion) produced the score."""
-
-    chunk_id: str
-    document_id: str
-    score: float
-    title: str = ""
-    text: str = ""
-    source: str = ""
-    version: str = ""
-    # The stored dense vector, when asked for: lets the reranker skip re-encoding passages.
-    dense: list[float] | None = None
-    # What each stage knew about the chunk (dense cosine, BM25 score, fused score, graph hops):
-    # the features of the learned reranker and of the traces. Not part of equality or hash.
-    signals: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
 
 
 class StoreError(Exception):

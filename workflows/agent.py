@@ -14,7 +14,6 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
 from temporalio.converter import value_to_type
 from temporalio.langgraph import graph
 
@@ -24,7 +23,7 @@ from workflows.agent_graph import AGENT_GRAPH, answer_diff
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
     from activities.review_queue import ReviewQueueActivities
-    from keel.domain import (
+    from keel.core.domain import (
         AuditEntry,
         Citation,
         ClaimAck,
@@ -38,12 +37,9 @@ with workflow.unsafe.imports_passed_through():
         TaskRequest,
         TaskResult,
     )
-    from keel.review_queue import claim_holder
+    from keel.core.review_queue import claim_holder
+    from keel.core.search_attributes import KEEL_STATUS
 
-# Registered on the Temporal server (`keel.temporal.SEARCH_ATTRIBUTES`): task lists filter by them.
-# The review queue has its own index (keel/review_queue.py), which this workflow keeps.
-KEEL_STATUS = SearchAttributeKey.for_keyword("KeelStatus")
-KEEL_TENANT = SearchAttributeKey.for_keyword("KeelTenant")
 SYSTEM_ACTOR = "keel"  # who acts when a deadline passes
 QUEUE_DRAFT_CHARS = 600  # of the draft in the queue's list; the item itself shows it whole
 

@@ -22,8 +22,8 @@ from workflows import policies
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
-    from keel.domain import (
-        Candidate,
+    from keel.core.chunks import ScoredChunk
+    from keel.core.domain import (
         Draft,
         FinalizeInput,
         GenerateInput,
@@ -66,8 +66,8 @@ def _load(cls: type[_T], value: Any) -> _T:
     return result
 
 
-def _candidates(values: list[dict[str, Any]]) -> list[Candidate]:
-    return [_load(Candidate, v) for v in values]
+def _chunks(values: list[dict[str, Any]]) -> list[ScoredChunk]:
+    return [_load(ScoredChunk, v) for v in values]
 
 
 def _step(name: str) -> None:
@@ -108,7 +108,7 @@ async def rerank(state: AgentState) -> dict[str, Any]:
         AgentActivities.rerank,
         # In a later round the refined query (question + entities found) carries the next hop.
         RerankInput(
-            tenant=request.tenant, question=state["queries"][-1], candidates=_candidates(state["candidates"])
+            tenant=request.tenant, question=state["queries"][-1], candidates=_chunks(state["candidates"])
         ),
         start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
         retry_policy=policies.FAST_STEP_RETRY,
@@ -124,7 +124,7 @@ async def generate(state: AgentState) -> dict[str, Any]:
         GenerateInput(
             tenant=request.tenant,
             question=request.question,
-            passages=_candidates(state["passages"]),
+            passages=_chunks(state["passages"]),
             instruction=state.get("instruction", ""),
         ),
         start_to_close_timeout=policies.MODEL_CALL_TIMEOUT,
@@ -142,7 +142,7 @@ async def grade(state: AgentState) -> dict[str, Any]:
             tenant=request.tenant,
             question=request.question,
             draft=_load(Draft, state["draft"]),
-            passages=_candidates(state["passages"]),
+            passages=_chunks(state["passages"]),
             round=state["round"],
             review=request.review,
             overrides=request.overrides,

@@ -12,19 +12,19 @@ from workflows import policies
 
 with workflow.unsafe.imports_passed_through():
     from activities.ingestion import IngestionActivities
-    from keel.domain import DeleteDocument, DocumentRef, IndexedDocument, IngestBatchInput, IngestBatchOutput
+    from keel.core.domain import (
+        DeleteDocument,
+        DocumentRef,
+        IndexedDocument,
+        IngestBatchInput,
+        IngestBatchOutput,
+    )
+    from keel.core.errors import failure_reason
 
 
 def document_workflow_id(tenant: str, document_id: str) -> str:
     """One id per document: its latest ingestion is what `GET /v1/documents/{id}` reports."""
     return f"ingest-doc-{tenant}-{document_id}"
-
-
-def _root_cause(err: BaseException) -> str:
-    """The innermost failure message: the activity's reason, not 'child workflow failed'."""
-    while isinstance(err, FailureError) and err.cause is not None:
-        err = err.cause
-    return str(err)
 
 
 @workflow.defn
@@ -77,7 +77,7 @@ class IngestBatchWorkflow:
                         )
                     )
                 except (ChildWorkflowError, FailureError) as err:
-                    failed[ref.document_id] = _root_cause(err)
+                    failed[ref.document_id] = failure_reason(err)
 
         await asyncio.gather(*(one(ref) for ref in batch.documents))
         indexed.sort(key=lambda d: d.document_id)

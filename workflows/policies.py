@@ -1,10 +1,18 @@
-"""Timeouts and retry policies of every activity, by name. Temporal owns all retries."""
+"""Timeouts and retry policies of every activity, by name. Temporal owns all retries.
+
+Every policy lists the permanent failure kinds as non-retryable, and only those: which kinds are
+permanent is decided once, in keel/core/errors.py.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from keel.core.errors import PERMANENT_FAILURES
 
 # Short in-process steps: local activities, a few quick retries.
 FAST_STEP_TIMEOUT = timedelta(seconds=30)
@@ -12,7 +20,7 @@ FAST_STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     maximum_interval=timedelta(seconds=5),
     maximum_attempts=5,
-    non_retryable_error_types=["InvalidInput"],
+    non_retryable_error_types=PERMANENT_FAILURES,
 )
 
 # Model calls: slow and flaky endpoints; regular activities so a worker crash resumes here.
@@ -22,7 +30,7 @@ MODEL_CALL_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=6,
-    non_retryable_error_types=["InvalidInput", "ModelRefused"],
+    non_retryable_error_types=PERMANENT_FAILURES,
 )
 
 # Indexing one document: parse, chunk, embed, write both stores; heartbeats while embedding.
@@ -32,7 +40,7 @@ INDEX_DOCUMENT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=8,
-    non_retryable_error_types=["InvalidInput", "UnsupportedDocument"],
+    non_retryable_error_types=PERMANENT_FAILURES,
 )
 
 # Documents indexed at once by one batch workflow: the single embedded worker embeds on 2 cores.
@@ -50,7 +58,7 @@ SYNC_STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=8,
-    non_retryable_error_types=["InvalidInput", "NotFound"],
+    non_retryable_error_types=PERMANENT_FAILURES,
 )
 # Files per child workflow: 5,000 files make 50 children, each history a few dozen events.
 SYNC_BATCH_FILES = 100
@@ -60,4 +68,8 @@ SYNC_BATCH_CONCURRENCY = 2
 # The audit log: a decision is not taken until it is recorded, so the retries never give up
 # (an outage of the audit store holds the task, it does not lose the record).
 AUDIT_TIMEOUT = timedelta(seconds=30)
-AUDIT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+AUDIT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=PERMANENT_FAILURES,
+)

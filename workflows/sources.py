@@ -11,8 +11,16 @@ from workflows import policies
 
 with workflow.unsafe.imports_passed_through():
     from activities.sources import SourceActivities
-    from keel.domain import BatchResult, FileBatch, RemoveDocuments, SyncPlan, SyncRequest
-    from keel.sources import BatchProgress, RecordSync, SyncRecord
+    from keel.core.domain import (
+        BatchProgress,
+        BatchResult,
+        FileBatch,
+        RecordSync,
+        RemoveDocuments,
+        SyncPlan,
+        SyncRecord,
+        SyncRequest,
+    )
 
 
 def sync_workflow_id(tenant: str, source_id: str) -> str:

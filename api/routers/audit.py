@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from api.deps import KeelSettings, State
 from api.schemas import AuditEntryOut, AuditOut
-from keel.audit import AuditLog
+from keel.stores.audit import AuditLog
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 

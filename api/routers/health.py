@@ -12,8 +12,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from api.deps import State
-from keel.reranking import reranker_name
-from retrieval.pipeline import pipeline_named
+from keel.core.pipelines import pipeline_named
+from retrieval.factories import reranker_name
 
 router = APIRouter(tags=["health"])
 

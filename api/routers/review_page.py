@@ -1,8 +1,8 @@
 """The reviewer page at /review: the queue, one item and its decisions, as server-rendered forms.
 
-Every handler calls the JSON review routes' functions, so queries, claims, conflicts and
-decisions are settled in one place; their HTTPException becomes a readable message on the page,
-with its status code. A successful post redirects (303), so reloading never posts twice.
+Every handler calls the review service the JSON routes call too, so queries, claims, conflicts
+and decisions are settled in one place; a refusal becomes a readable message on the page, with
+its status code. A successful post redirects (303), so reloading never posts twice.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, unquote, urlencode
 
-from fastapi import APIRouter, Cookie, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Cookie, Depends, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -21,9 +21,9 @@ from pydantic import ValidationError
 from api.deps import State
 from api.review_forms import Problem, QueueFilters, name_problem, readable
 from api.review_passages import Passages, place_citations
-from api.routers import reviews
-from api.schemas import ClaimIn, ReviewDetail, ReviewIn
-from keel.blobs import BlobNotFoundError
+from api.schemas import ReviewDetail, ReviewIn
+from keel.control.errors import ControlError
+from keel.stores.blobs import BlobNotFoundError
 
 router = APIRouter(prefix="/review", include_in_schema=False)
 
@@ -113,22 +113,10 @@ async def _queue(
     """The queue page; `back` is where the name form returns to (default: this page's URL)."""
     items: list[Any] = []
     try:
-        filters = QueueFilters.from_form(form)
-        queue = await reviews.review_queue(
-            state,
-            state.settings,
-            show=filters.show,
-            reviewer=reviewer or None,
-            group=filters.group,
-            reason=filters.reason,
-            min_age_s=None if filters.min_age is None else filters.min_age * 60,
-            max_age_s=None if filters.max_age is None else filters.max_age * 60,
-        )
+        queue = await state.reviews().queue(QueueFilters.from_form(form).wanted(reviewer))
         items = queue.items
     except ValidationError as err:
         problem = problem or Problem.invalid(readable(err))
-    except HTTPException as err:
-        problem = problem or Problem.of(err)
     return _page(
         request,
         "queue.html",
@@ -183,8 +171,8 @@ async def _item(
     problem: Problem | None = None,
 ) -> HTMLResponse:
     try:
-        detail = await reviews.review_item(task_id, state.temporal, state.settings, state.graph)
-    except HTTPException as err:
+        detail = await state.reviews().item(task_id)
+    except ControlError as err:
         gone = Problem.of(err)
         return _page(
             request,
@@ -221,7 +209,7 @@ def _passages(state: State, detail: ReviewDetail) -> Passages:
 @router.post("/{task_id}/claim")
 async def claim_item(request: Request, task_id: str, state: State, reviewer: Reviewer) -> Response:
     async def claim() -> str:
-        ack = await reviews.claim(task_id, ClaimIn(reviewer=reviewer), state.temporal)
+        ack = await state.reviews().claim(task_id, reviewer)
         return f"Claimed until {_moment(ack.lease_until)}: others no longer see it in their queue."
 
     return await _act(request, state, task_id, reviewer, claim, f"/review/{task_id}")
@@ -230,7 +218,7 @@ async def claim_item(request: Request, task_id: str, state: State, reviewer: Rev
 @router.post("/{task_id}/release")
 async def release_item(request: Request, task_id: str, state: State, reviewer: Reviewer) -> Response:
     async def release() -> str:
-        await reviews.release(task_id, ClaimIn(reviewer=reviewer), state.temporal)
+        await state.reviews().release(task_id, reviewer)
         return "Released: the item is back in everyone's queue."
 
     return await _act(request, state, task_id, reviewer, release, f"/review/{task_id}")
@@ -254,7 +242,7 @@ async def decide_item(request: Request, task_id: str, state: State, reviewer: Re
                 "citations": [str(c) for c in form.getlist("citations")] if decision == "edit" else None,
             }
         )
-        done = await reviews.decide(task_id, body, state.temporal)
+        done = await state.reviews().decide(task_id, body)
         return f"{DONE.get(done.decision, done.decision)}: {task_id}."
 
     return await _act(request, state, task_id, reviewer, decide, "/review")
@@ -274,7 +262,7 @@ async def _act(
         return await _item(request, state, task_id, reviewer, problem=unnamed)
     try:
         notice = await action()
-    except HTTPException as err:
+    except ControlError as err:
         return await _item(request, state, task_id, reviewer, problem=Problem.of(err))
     except ValidationError as err:
         invalid = Problem.invalid(readable(err))

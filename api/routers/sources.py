@@ -6,23 +6,15 @@ import asyncio
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, HTTPException, status
 
-from api.deps import KeelSettings, State, TemporalClient
+from api.deps import KeelSettings, Registry, TemporalClient
 from api.schemas import SourceIn, SourceOut, SyncOut, SyncStarted
-from keel.source_control import SourceInputError, new_spec, register, start_sync
-from keel.sources import SourceNotFoundError, SourceRegistry, SourceSpec, index_lag_s
+from keel.control.sources import new_spec, register, start_sync
+from keel.stores.sources import SourceNotFoundError, SourceRegistry, SourceSpec, index_lag_s
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"])
-
-
-def _registry(state: State) -> SourceRegistry:
-    return SourceRegistry(state.redis)
-
-
-Registry = Annotated[SourceRegistry, Depends(_registry)]
 
 
 def _view(registry: SourceRegistry, spec: SourceSpec) -> SourceOut:
@@ -61,18 +53,15 @@ async def add_source(
     body: SourceIn, client: TemporalClient, settings: KeelSettings, registry: Registry
 ) -> SourceOut:
     """Register a folder (or replace its registration) and schedule its syncs."""
-    try:
-        spec = new_spec(
-            settings.tenant,
-            Path(body.path),
-            body.id,
-            body.every,
-            body.include,
-            body.exclude,
-            body.json_text_field,
-        )
-    except SourceInputError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
+    spec = new_spec(
+        settings.tenant,
+        Path(body.path),
+        body.id,
+        body.every,
+        body.include,
+        body.exclude,
+        body.json_text_field,
+    )
     await register(client, registry, spec, settings.temporal.task_queue)
     return await asyncio.to_thread(_view, registry, spec)
 
@@ -94,8 +83,5 @@ async def sync_source(
     source_id: str, client: TemporalClient, settings: KeelSettings, registry: Registry
 ) -> SyncStarted:
     """Sync now; a sync of this source already running is joined, not doubled."""
-    try:
-        handle = await start_sync(client, registry, settings.tenant, source_id, settings.temporal.task_queue)
-    except SourceInputError as err:  # the one thing it refuses: an unknown source
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+    handle = await start_sync(client, registry, settings.tenant, source_id, settings.temporal.task_queue)
     return SyncStarted(source_id=source_id, workflow_id=handle.id, run_id=handle.result_run_id or "")

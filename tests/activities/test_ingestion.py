@@ -11,9 +11,9 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.ingestion import IngestionActivities
 from ingestion.chunking import chunk_text
-from keel.blobs import BlobStore
-from keel.domain import DocumentRef, IndexedDocument
-from keel.settings import Settings
+from keel.core.domain import DocumentRef, IndexedDocument
+from keel.core.settings import Settings
+from keel.stores.blobs import BlobStore
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.graph_store import GraphStore
 from retrieval.qdrant_edge_store import QdrantEdgeStore

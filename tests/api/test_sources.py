@@ -9,10 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingestion.entities import entity_key
-from keel.sources import BatchProgress, SourceRegistry, SyncRecord
-from keel.tracing import make_redis
-from tests.helpers import eventually, wait_for_status, wait_indexed
+from keel.core.domain import BatchProgress, SyncRecord
+from keel.stores.redis import make_redis
+from keel.stores.sources import SourceRegistry
+from retrieval.entity_names import entity_key
+from tests.support.polling import eventually, wait_for_status, wait_indexed
 
 pytestmark = pytest.mark.integration
 

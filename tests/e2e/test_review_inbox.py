@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.helpers import eventually, wait_for_status
+from tests.support.polling import eventually, wait_for_status
 
 pytestmark = [pytest.mark.integration]
 
@@ -262,7 +262,7 @@ async def test_the_audit_is_read_back_by_a_restarted_api(
 ) -> None:
     # The API keeps nothing itself: a new instance (a restart) reads the same trail. The store's
     # own restart is tests/keel/test_audit.py::test_the_log_survives_a_restart_of_its_server.
-    from api.app import create_app
+    from keel.app.api_server import build_api
 
     task_id = await awaiting(api)
     sam = person()
@@ -270,7 +270,7 @@ async def test_the_audit_is_read_back_by_a_restarted_api(
         await decide(api, task_id, decision="reject", reviewer=sam, reason="wrong team")
     ).status_code == 200
     await wait_for_status(api, task_id, {"rejected"})
-    app = create_app(platform.settings, temporal=temporal_env.client)
+    app = build_api(platform.settings, temporal=temporal_env.client)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as restarted:

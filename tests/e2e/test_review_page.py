@@ -13,9 +13,9 @@ import pytest_asyncio
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from api.app import create_app
-from keel.services import free_port
-from tests.helpers import eventually, wait_for_status
+from keel.app.api_server import build_api
+from tests.support.polling import eventually, wait_for_status
+from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.integration]
 
@@ -27,7 +27,7 @@ WAIT_MS = 30_000  # the machine is shared: generous, and every wait still ends a
 @pytest_asyncio.fixture(scope="module")
 async def site(platform, temporal_env) -> AsyncIterator[str]:
     """The app over real HTTP, served by uvicorn in the tests' own event loop."""
-    app = create_app(platform.settings, temporal=temporal_env.client)
+    app = build_api(platform.settings, temporal=temporal_env.client)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
     serving = asyncio.create_task(server.serve())
 

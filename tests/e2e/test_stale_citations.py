@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.helpers import wait_for_status, wait_indexed
+from tests.support.polling import wait_for_status, wait_indexed
 
 pytestmark = [pytest.mark.integration]
 

@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from keel.domain import SyncRequest
-from keel.services import stop_process
-from keel.settings import Settings
-from keel.sources import SourceRegistry, SourceSpec, SyncRecord
-from keel.tracing import make_redis
+from ingestion.sources import DEFAULT_INCLUDE
+from keel.core.domain import SyncRecord, SyncRequest
+from keel.core.settings import Settings
+from keel.stores.redis import make_redis
+from keel.stores.sources import SourceRegistry, SourceSpec
+from retrieval.factories import make_vector_store
 from retrieval.graph_store import GraphStore
-from retrieval.stores import make_vector_store
-from tests.helpers import WorkerProcess, eventually
+from tests.support.polling import eventually
+from tests.support.servers import stop_process
+from tests.support.workers import WorkerProcess
 from workflows.sources import SourceSyncWorkflow
 
 pytestmark = [pytest.mark.integration]
@@ -54,7 +56,7 @@ async def test_worker_killed_mid_sync_finishes_with_exact_counts(
     redis_client = make_redis(falkordb_url)
     registry = SourceRegistry(redis_client)
     for tenant in (crashed, clean):
-        registry.add(SourceSpec("notes", tenant, str(root)))
+        registry.add(SourceSpec("notes", tenant, str(root), list(DEFAULT_INCLUDE)))
 
     async def start(tenant: str):  # type: ignore[no-untyped-def]
         return await temporal_env.client.start_workflow(

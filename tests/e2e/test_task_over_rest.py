@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.helpers import eventually, wait_for_status
+from tests.support.polling import eventually, wait_for_status
 
 pytestmark = [pytest.mark.integration]
 
@@ -110,17 +110,20 @@ async def test_review_never_completes_without_a_reviewer(api: httpx.AsyncClient,
     assert view["result"]["review"] is None and view["result"]["citations"]
 
 
-async def test_ingesting_the_same_files_twice_changes_nothing(platform, demo_corpus) -> None:
+async def test_ingesting_the_same_files_twice_changes_nothing(platform, temporal_env, demo_corpus) -> None:
     import uuid
 
-    from keel.ingest_client import start_batch
+    from keel.control.documents import start_batch
 
     tenant = platform.settings.tenant
     vectors, graph = platform.components.ingestion._vectors, platform.components.ingestion._graph
     before = (vectors.count(tenant), graph.counts(tenant))
     calls_before = platform.components.agent._dense.encode_calls
     handle = await start_batch(
-        platform.settings, demo_corpus["documents"], batch_id=f"again-{uuid.uuid4().hex[:8]}"
+        temporal_env.client,
+        platform.settings,
+        demo_corpus["documents"],
+        batch_id=f"again-{uuid.uuid4().hex[:8]}",
     )
     again = await handle.result()
     assert not again.failed

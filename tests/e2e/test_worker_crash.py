@@ -8,17 +8,19 @@ import uuid
 from pathlib import Path
 
 import pytest
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
 from ingestion.files import load_documents
-from keel.demo import CORPUS_DIR
-from keel.domain import ReviewDecision, TaskRequest
-from keel.ingest_client import start_batch
-from keel.services import stop_process
-from keel.settings import Settings
-from tests.helpers import WorkerProcess, eventually
-from workflows.agent import KEEL_STATUS, KEEL_TENANT, AgentWorkflow
+from keel.app.demo import CORPUS_DIR
+from keel.control.documents import start_batch
+from keel.control.tasks import start_task
+from keel.core.domain import ReviewDecision, TaskRequest, TaskResult
+from keel.core.search_attributes import KEEL_STATUS
+from keel.core.settings import Settings
+from tests.support.polling import eventually
+from tests.support.servers import stop_process
+from tests.support.workers import WorkerProcess
+from workflows.agent import AgentWorkflow
 
 pytestmark = [pytest.mark.integration]
 
@@ -34,22 +36,12 @@ async def test_killed_worker_restarts_and_finishes_the_task(
     worker = process.start(tmp_path / "worker-1.log")
     try:
         documents = [d for d in load_documents(CORPUS_DIR, {".md"}) if d[0] in CHAIN]
-        batch = await start_batch(own, documents, batch_id=f"ingest-crash-{uuid.uuid4().hex[:8]}")
+        batch = await start_batch(client, own, documents, batch_id=f"ingest-crash-{uuid.uuid4().hex[:8]}")
         assert len((await batch.result()).indexed) == len(CHAIN)
 
-        task_id = f"task-{uuid.uuid4().hex}"
-        handle = await client.start_workflow(
-            AgentWorkflow.run,
-            TaskRequest(
-                question="Who leads the team that owns the system Project Halcyon depends on?",
-                review="always",
-            ),
-            id=task_id,
-            task_queue=queue,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(KEEL_STATUS, "running"), SearchAttributePair(KEEL_TENANT, own.tenant)]
-            ),
-        )
+        question = "Who leads the team that owns the system Project Halcyon depends on?"
+        task_id = await start_task(client, TaskRequest(question, review="always", tenant=own.tenant), queue)
+        handle = client.get_workflow_handle(task_id, result_type=TaskResult)
 
         async def awaiting() -> bool:
             description = await handle.describe()

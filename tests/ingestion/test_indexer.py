@@ -17,7 +17,7 @@ from ingestion.indexer import (
     title_aliases,
     write_document,
 )
-from keel.settings import Settings
+from keel.core.settings import Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.graph_store import EntityContribution, GraphEntity, GraphStore
 from retrieval.qdrant_edge_store import QdrantEdgeStore

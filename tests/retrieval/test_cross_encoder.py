@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from keel.core.chunks import ScoredChunk
 from retrieval.cross_encoder import CrossEncoderReranker
-from retrieval.types import ScoredChunk
 
 pytestmark = pytest.mark.integration
 

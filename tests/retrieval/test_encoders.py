@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from keel.settings import Settings
+from keel.core.settings import Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
 
 pytestmark = pytest.mark.integration

@@ -4,8 +4,8 @@ from dataclasses import fields, replace
 
 import pytest
 
+from keel.core.chunks import ScoredChunk
 from retrieval.fusion import convex_fusion, reciprocal_rank_fusion, rescored
-from retrieval.types import ScoredChunk
 
 pytestmark = pytest.mark.unit
 

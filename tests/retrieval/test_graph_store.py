@@ -5,7 +5,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from keel.services import free_port
 from retrieval import graph_store
 from retrieval.graph_store import (
     SET_DOCUMENTS,
@@ -19,6 +18,7 @@ from retrieval.graph_store import (
     Provenance,
 )
 from retrieval.types import InvalidRequestError, StoreUnavailableError
+from tests.support.servers import free_port
 
 # What a document written without provenance records: an upload, no file.
 UPLOAD = Provenance().row()

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from keel.core.chunks import ScoredChunk
 from retrieval.ltr import DEFAULT_WEIGHTS, FEATURES, LearnedReranker, LinearModel, feature_matrix
-from retrieval.types import ScoredChunk
 
 pytestmark = pytest.mark.unit
 

@@ -10,20 +10,15 @@ import numpy as np
 import pytest
 
 from ingestion.indexer import NameFinder, prepare_documents, title_aliases, write_document
-from keel.settings import Settings
+from keel.core.chunks import ScoredChunk
+from keel.core.pipelines import PIPELINES, Pipeline, RetrievalParams, pipeline_named
+from keel.core.settings import Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.feedback import QueryAdapter
 from retrieval.graph_store import GraphStore
-from retrieval.pipeline import (
-    PIPELINES,
-    Pipeline,
-    RetrievalParams,
-    Retriever,
-    pipeline_named,
-    query_name_keys,
-)
+from retrieval.pipeline import Retriever, query_name_keys
 from retrieval.qdrant_edge_store import QdrantEdgeStore
-from retrieval.types import InvalidRequestError, ScoredChunk, SourceDocument
+from retrieval.types import InvalidRequestError, SourceDocument
 
 # --- query_name_keys, Pipeline, RetrievalParams (no models, no servers) -------------------
 

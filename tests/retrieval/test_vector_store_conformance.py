@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
-from keel.settings import Settings
+from keel.core.settings import Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.qdrant_edge_store import QdrantEdgeStore
 from retrieval.qdrant_server_store import QdrantServerStore

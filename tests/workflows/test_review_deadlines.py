@@ -18,11 +18,11 @@ import pytest_asyncio
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from keel.audit import AuditLog
-from keel.domain import ReviewDecision, TaskRequest, TaskResult
-from keel.temporal import ensure_search_attributes
-from keel.tracing import make_redis
-from keel.worker import make_worker
+from keel.app.worker import make_worker
+from keel.control.temporal import ensure_search_attributes
+from keel.core.domain import ReviewDecision, TaskRequest, TaskResult
+from keel.stores.audit import AuditLog
+from keel.stores.redis import make_redis
 from workflows.agent import AgentWorkflow
 
 pytestmark = [pytest.mark.integration]

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from keel.domain import SyncRequest
-from keel.sources import SourceRegistry, SourceSpec, SyncRecord
-from keel.tracing import make_redis
+from ingestion.sources import DEFAULT_INCLUDE
+from keel.core.domain import SyncRecord, SyncRequest
+from keel.stores.redis import make_redis
+from keel.stores.sources import SourceRegistry, SourceSpec
 from workflows.sources import SourceSyncWorkflow, sync_workflow_id
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,7 @@ async def test_sync_indexes_edits_deletes_and_reports_failures(
     tenant, source_id = f"sync{uuid.uuid4().hex[:8]}", "handbook"
     root = tmp_path / "handbook"
     write_source(root)
-    registry.add(SourceSpec(source_id, tenant, str(root), exclude=["drafts/**"]))
+    registry.add(SourceSpec(source_id, tenant, str(root), list(DEFAULT_INCLUDE), exclude=["drafts/**"]))
     vectors, graph = platform.components.ingestion._vectors, platform.components.ingestion._graph
     dense = platform.components.ingestion._dense
 
@@ -117,12 +118,12 @@ async def test_cli_adds_schedules_syncs_and_lists_a_source(
 ) -> None:
     from typer.testing import CliRunner
 
-    import keel.sources_cli as cli
-    from keel.source_control import schedule_id
+    import keel.app.sources_cli as cli
+    from keel.control.sources import schedule_id
 
     # A tenant of its own: the session's default tenant holds the demo corpus other tests ask about.
     settings = platform.settings.model_copy(update={"tenant": f"cli{uuid.uuid4().hex[:8]}"})
-    monkeypatch.setattr(cli, "_settings", lambda: settings)
+    monkeypatch.setattr(cli, "load_settings", lambda: settings)
     root = tmp_path / "wiki"
     write_source(root)
     runner = CliRunner()

@@ -9,9 +9,10 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from keel.domain import SyncRequest
-from keel.sources import SourceRegistry, SourceSpec, SyncRecord
-from keel.tracing import make_redis
+from ingestion.sources import DEFAULT_INCLUDE
+from keel.core.domain import SyncRecord, SyncRequest
+from keel.stores.redis import make_redis
+from keel.stores.sources import SourceRegistry, SourceSpec
 from workflows import policies
 from workflows.sources import SourceSyncWorkflow
 
@@ -44,7 +45,7 @@ async def test_five_thousand_files_sync_with_bounded_histories(
         )
     client = make_redis(platform.settings.falkordb_url)
     registry = SourceRegistry(client)
-    registry.add(SourceSpec("tickets", tenant, str(root)))
+    registry.add(SourceSpec("tickets", tenant, str(root), list(DEFAULT_INCLUDE)))
     dense = platform.components.ingestion._dense
 
     async def sync() -> tuple[WorkflowHandle, SyncRecord]:

@@ -1,0 +1,231 @@
+"""`keel`: start the platform, run one component, ingest documents, evaluate retrieval.
+
+The composition root of every process: each command builds what it needs, nothing is global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+from pathlib import Path
+
+import typer
+
+from keel.app.cli_common import load_settings, setup_logging
+from keel.core.settings import Settings
+
+app = typer.Typer(add_completion=False, help="Keel: agentic RAG on Temporal, Qdrant and FalkorDB.")
+
+
+@app.command()
+def up(
+    demo: bool = typer.Option(True, "--demo/--no-demo", help="Ingest the demo corpus once ready."),
+) -> None:
+    """Start Temporal, FalkorDB, a worker and the API on the embedded defaults, and supervise them."""
+    from keel.app.launcher import PortInUseError, run_platform
+
+    setup_logging()
+    try:
+        code = run_platform(load_settings(), demo=demo)
+    except PortInUseError as err:
+        typer.echo(f"keel: {err}", err=True)
+        raise typer.Exit(2) from err
+    raise typer.Exit(code)
+
+
+@app.command()
+def worker() -> None:
+    """Run one worker (Qdrant Edge in-process) against the configured Temporal."""
+    from keel.app.worker import run_worker
+    from keel.control.temporal import TemporalUnavailableError
+
+    setup_logging()
+    try:
+        asyncio.run(run_worker(load_settings()))
+    except TemporalUnavailableError as err:
+        typer.echo(f"keel worker: {err}", err=True)
+        raise typer.Exit(1) from err
+
+
+@app.command()
+def api() -> None:
+    """Serve the REST API with uvicorn."""
+    import uvicorn
+
+    from keel.app.api_server import build_api
+
+    setup_logging()
+    settings = load_settings()
+    uvicorn.run(build_api(settings), host=settings.api.host, port=settings.api.port, log_level="info")
+
+
+@app.command()
+def ingest(
+    path: Path = typer.Argument(..., help="A folder (searched recursively) or one file."),
+    source_id: str = typer.Option("", "--id", help="Its source id; default: the folder's or file's name."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait, with a progress bar, until indexed."),
+) -> None:
+    """Index a folder or a file. It becomes a source (keel sources list) synced now: the same
+    path again indexes only what changed, and drops documents whose files are gone."""
+    raise typer.Exit(asyncio.run(_ingest(load_settings(), path, source_id, wait)))
+
+
+async def _ingest(settings: Settings, path: Path, source_id: str, wait: bool) -> int:
+    """Register the path as an on-demand source (kept as is when it already is one), sync it."""
+    import redis
+
+    from ingestion.parsers import SUPPORTED_SUFFIXES
+    from keel.app.sources_cli import registry_for, run_sync
+    from keel.control.errors import ControlError
+    from keel.control.sources import new_spec, register, source_id_for
+    from keel.control.temporal import TemporalUnavailableError, connect
+    from keel.stores.sources import SourceNotFoundError
+
+    if not path.exists():
+        typer.echo(f"keel ingest: {path} does not exist", err=True)
+        return 2
+    if path.is_file() and path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        typer.echo(f"keel ingest: {path} is not a supported file ({', '.join(SUPPORTED_SUFFIXES)})", err=True)
+        return 2
+    try:
+        if path.is_dir():
+            spec = new_spec(settings.tenant, path, source_id)
+        else:  # one file: a source of its folder that includes only that file
+            file_source = source_id or source_id_for(path.with_suffix(""))
+            spec = new_spec(settings.tenant, path.parent, file_source, include=[glob.escape(path.name)])
+    except ControlError as err:
+        typer.echo(f"keel ingest: {err}", err=True)
+        return 2
+    if not _has_documents(Path(spec.root), spec.include):
+        typer.echo(f"keel ingest: no {', '.join(SUPPORTED_SUFFIXES)} files under {path}", err=True)
+        return 2
+    try:
+        client = await connect(settings)
+        registry = registry_for(settings)
+        try:
+            known = registry.get(settings.tenant, spec.source_id)
+        except SourceNotFoundError:
+            known = None
+        if known is not None and (known.root, known.include) != (spec.root, spec.include):
+            other = f"{known.root} ({', '.join(known.include)})"
+            typer.echo(f"keel ingest: source {spec.source_id!r} is {other}; pass another --id", err=True)
+            return 2
+        if known is None:
+            await register(client, registry, spec, settings.temporal.task_queue)
+            typer.echo(f"source {spec.source_id}: {path.resolve()} (keel sources list)")
+        return await run_sync(settings, spec.source_id, wait, command="keel ingest")
+    except TemporalUnavailableError as err:
+        typer.echo(f"keel ingest: {err}", err=True)
+        return 1
+    except redis.RedisError as err:
+        typer.echo(f"keel ingest: FalkorDB at {settings.falkordb_url} is unavailable: {err}", err=True)
+        return 1
+
+
+def _has_documents(root: Path, include: list[str]) -> bool:
+    """Whether any supported file under `root` is included; stops at the first (no hashing)."""
+    from ingestion.parsers import SUPPORTED_SUFFIXES
+    from ingestion.sources import matches
+
+    return any(
+        file.suffix.lower() in SUPPORTED_SUFFIXES
+        and file.is_file()
+        and matches(file.relative_to(root).as_posix(), include, [])
+        for file in root.rglob("*")
+    )
+
+
+@app.command("eval")
+def eval_command(
+    dataset: Path = typer.Option(
+        None, "--dataset", help="A BEIR dataset directory (corpus.jsonl, queries.jsonl, qrels/)."
+    ),
+    split: str = typer.Option("test", "--split", help="The qrels split to score: train, dev or test."),
+    hotpotqa: Path = typer.Option(
+        None, "--hotpotqa", help="A HotpotQA jsonl file; its paragraphs are pooled into one corpus."
+    ),
+    pipelines: str = typer.Option("all", "--pipelines", help="Comma-separated pipeline names, or 'all'."),
+    max_queries: int = typer.Option(
+        0, "--max-queries", help="Score only the first N judged queries (0: all)."
+    ),
+    out: Path = typer.Option(None, "--out", help="Also write the report as JSON here."),
+    save_adapter: Path = typer.Option(
+        None, "--save-adapter", help="Write the feedback adapter fit on the whole train split here."
+    ),
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Rebuild the evaluation index even if a finished one matches."
+    ),
+) -> None:
+    """Score every retrieval pipeline on a dataset: quality, and latency per stage."""
+    import json
+
+    from keel.app.evaluation import evaluate, format_report
+    from keel.core.pipelines import PIPELINES
+    from retrieval.eval_data import DatasetError, load_beir, load_hotpotqa
+    from retrieval.types import StoreError
+
+    setup_logging()
+    if (dataset is None) == (hotpotqa is None):
+        typer.echo("keel eval: give exactly one of --dataset DIR or --hotpotqa FILE", err=True)
+        raise typer.Exit(2)
+    names = list(PIPELINES) if pipelines == "all" else [p.strip() for p in pipelines.split(",") if p.strip()]
+    unknown = [n for n in names if n not in PIPELINES]
+    if unknown or not names:
+        typer.echo(
+            f"keel eval: unknown pipeline(s) {unknown or names}; choose from {', '.join(PIPELINES)}", err=True
+        )
+        raise typer.Exit(2)
+    if max_queries < 0:
+        typer.echo("keel eval: --max-queries must be 0 (all) or more", err=True)
+        raise typer.Exit(2)
+    try:
+        if hotpotqa is not None:
+            data, train = load_hotpotqa(hotpotqa), None
+        else:
+            data = load_beir(dataset, split)
+            has_train = (dataset / "qrels" / "train.tsv").is_file()
+            train = (data if split == "train" else load_beir(dataset, "train")) if has_train else None
+    except DatasetError as err:
+        typer.echo(f"keel eval: {err}", err=True)
+        raise typer.Exit(2) from err
+    if save_adapter is not None and train is None:
+        typer.echo("keel eval: --save-adapter needs a train split (qrels/train.tsv) to learn from", err=True)
+        raise typer.Exit(2)
+    if max_queries:
+        data = data.sliced(max_queries)
+    try:
+        report = evaluate(
+            data,
+            train,
+            load_settings(),
+            names,
+            hotpotqa=hotpotqa is not None,
+            rebuild=rebuild,
+            save_adapter=save_adapter,
+        )
+    except (ValueError, StoreError, TimeoutError) as err:
+        # Unusable reranker weights or cross-encoder path, a store that refused: named, no trace.
+        typer.echo(f"keel eval: {err}", err=True)
+        raise typer.Exit(1) from err
+    typer.echo(format_report(report))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        typer.echo(f"wrote {out}")
+
+
+def _add_sources() -> None:
+    from keel.app.sources_cli import app as sources_app
+
+    app.add_typer(sources_app, name="sources")
+
+
+_add_sources()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

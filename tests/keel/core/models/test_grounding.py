@@ -1,0 +1,84 @@
+"""Grounding on the real MiniLM encoder: supported, relevant drafts score higher."""
+
+from __future__ import annotations
+
+import pytest
+
+from keel.core.chunks import Citation, ScoredChunk
+from keel.core.models import Generation
+from keel.core.models.base import Embed
+from keel.core.models.grounding import assess
+from keel.core.settings import Settings
+from retrieval.encoders import DenseEncoder
+
+pytestmark = pytest.mark.unit
+
+PASSAGES = [
+    ScoredChunk(
+        document_id="team-aurora",
+        chunk_id="team-aurora#0",
+        title="Team Aurora",
+        text="Team Aurora is led by Maya Okafor. The team owns the Kestrel platform.",
+    ),
+    ScoredChunk(
+        document_id="policy-expense",
+        chunk_id="policy-expense#0",
+        title="Expense Policy",
+        text="The daily meal limit is 60 euros. Receipts are required for every claim.",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def embed() -> Embed:
+    return DenseEncoder(Settings().embedding_model_path()).encode_documents
+
+
+def _draft(answer: str, quotes: list[tuple[str, str]]) -> Generation:
+    citations = [Citation(document_id=c.split("#")[0], chunk_id=c, quote=q) for c, q in quotes]
+    return Generation(answer=answer, citations=citations, model="test")
+
+
+def test_copied_relevant_answer_scores_higher_than_an_unrelated_pair(embed: Embed) -> None:
+    quote = "Team Aurora is led by Maya Okafor."
+    grounded = assess("Who leads Team Aurora?", _draft(quote, [("team-aurora#0", quote)]), PASSAGES, embed)
+    unrelated = assess(
+        "Which gardening tools do I need for tomatoes?",
+        _draft(
+            "Tomatoes grow best in warm, sunny gardens.",
+            [("policy-expense#0", "Receipts are required for every claim.")],
+        ),
+        PASSAGES,
+        embed,
+    )
+    assert grounded.support == 1.0
+    assert grounded.relevance > 0.5
+    assert 0.0 <= unrelated.score < grounded.score <= 1.0
+    assert unrelated.support < grounded.support
+
+
+def test_empty_draft_scores_zero(embed: Embed) -> None:
+    empty = assess("Who leads Team Aurora?", _draft("", []), PASSAGES, embed)
+    assert (empty.score, empty.support, empty.relevance) == (0.0, 0.0, 0.0)
+
+
+def test_no_passages_score_zero(embed: Embed) -> None:
+    quote = "Team Aurora is led by Maya Okafor."
+    grounding = assess("Who leads Team Aurora?", _draft(quote, [("team-aurora#0", quote)]), [], embed)
+    assert grounding.score == 0.0
+
+
+def test_paraphrase_is_supported_and_an_invented_sentence_is_not(embed: Embed) -> None:
+    quote = [("team-aurora#0", "Team Aurora is led by Maya Okafor.")]
+    paraphrase = assess(
+        "Who leads Team Aurora?", _draft("Maya Okafor leads Team Aurora.", quote), PASSAGES, embed
+    )
+    invented = assess(
+        "Who leads Team Aurora?",
+        _draft("Maya Okafor leads Team Aurora. The team moved to Lisbon in 2019.", quote),
+        PASSAGES,
+        embed,
+    )
+    assert paraphrase.support == 1.0
+    assert invented.support == 0.5
+    assert invented.score < paraphrase.score
