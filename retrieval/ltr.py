@@ -2,7 +2,7 @@
 
 Features per candidate: its fused first-stage score, its dense cosine and BM25 score (each
 relative to the best candidate), and how much of the question its text and its title
-cover. The weights come from `keel/train_reranker.py` (SciFact train only) and are
+cover. The weights come from `keel/app/train_reranker.py` (SciFact train only) and are
 committed in `retrieval/weights/ltr.json`: a few numbers, nothing to fetch.
 
 Graph expansion's boost is not a feature (the training split has no multi-hop links to

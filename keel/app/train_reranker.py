@@ -1,6 +1,6 @@
 """Train the no-download reranker (retrieval/weights/ltr.json) on a BEIR train split.
 
-    .venv/bin/python -m keel.train_reranker --dataset ../shared/assets/beir/scifact
+    .venv/bin/python -m keel.app.train_reranker --dataset ../shared/assets/beir/scifact
 
 Candidates are what the reranker sees in production: the top `rerank_depth` of the
 hybrid-graph pipeline, with the same signals. The model is a pairwise logistic regression

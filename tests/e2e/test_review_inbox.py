@@ -261,7 +261,7 @@ async def test_the_audit_is_read_back_by_a_restarted_api(
     api: httpx.AsyncClient, platform, temporal_env, demo_corpus
 ) -> None:
     # The API keeps nothing itself: a new instance (a restart) reads the same trail. The store's
-    # own restart is tests/keel/test_audit.py::test_the_log_survives_a_restart_of_its_server.
+    # own restart is tests/keel/stores/test_audit.py::test_the_log_survives_a_restart_of_its_server.
     from keel.app.api_server import build_api
 
     task_id = await awaiting(api)

@@ -179,7 +179,7 @@ def index(tmp_path_factory: pytest.TempPathFactory, falkordb_url: str) -> Iterat
     vectors = QdrantEdgeStore(tmp_path_factory.mktemp("pipeline") / "qdrant")
     graph = GraphStore(falkordb_url, prefix=f"t{uuid.uuid4().hex[:12]}")
     try:
-        # Entity linking over the corpus's own subjects, as keel/eval_index.py does.
+        # Entity linking over the corpus's own subjects, as keel/app/eval_index.py does.
         finder = NameFinder(alias for d in DOCUMENTS for alias in title_aliases(d.title))
         for doc in prepare_documents(TENANT, DOCUMENTS, dense, sparse, 400, 0, name_finder=finder):
             write_document(TENANT, doc, vectors, graph, replacing=False)
