@@ -142,7 +142,7 @@ class AgentActivities:
     @activity.defn(name="agent.rerank")
     @permanent_errors()
     def rerank(self, inp: RerankInput) -> RerankOutput:
-        reranker = self._retriever.reranker if self._pipeline.rerank else None
+        reranker = self._retriever.active_reranker(self._pipeline)
         with self._tracer.observe(_task_id(), _key("rerank"), "rerank", "retriever", asdict(inp)) as obs:
             ranked = self._retriever.ranked(inp.tenant, inp.question, inp.candidates, self._pipeline)
             out = RerankOutput(

@@ -123,12 +123,16 @@ class Retriever:
             merged = reciprocal_rank_fusion(per_query, k=self.params.rrf_k)
         return merged[: self.params.rerank_depth]
 
+    def active_reranker(self, pipeline: Pipeline) -> Reranker | None:
+        """The reranker `ranked` runs for this pipeline: none unless the pipeline reranks."""
+        return self.reranker if pipeline.rerank else None
+
     def ranked(
         self, tenant: str, query: str, candidates: Sequence[ScoredChunk], pipeline: Pipeline
     ) -> list[ScoredChunk]:
         """The top `limit` candidates: reranked when the pipeline reranks and a reranker is set,
         else in score order."""
-        if pipeline.rerank and self.reranker is not None:
+        if self.active_reranker(pipeline) is not None:
             ranked = self.rerank(tenant, query, candidates, pipeline)
         else:
             ranked = sorted(candidates, key=lambda c: (-c.score, c.chunk_id))

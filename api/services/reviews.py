@@ -17,7 +17,6 @@ from temporalio.client import Client
 from api.schemas import ClaimOut, ReviewDetail, ReviewDone, ReviewIn, ReviewItem, ReviewQueue, ReviewStateOut
 from api.services.tasks import TaskService
 from keel.control import reviews
-from keel.control.errors import InvalidRequestError
 from keel.core.domain import ReviewDecision
 from keel.core.review_queue import QueueFilter, select, with_live_claim
 from keel.core.settings import Settings
@@ -73,24 +72,15 @@ class ReviewService:
         return ClaimOut(**vars(await reviews.release(self._client, task_id, reviewer)))
 
     async def decide(self, task_id: str, body: ReviewIn) -> ReviewDone:
-        kept = None
-        if body.citations is not None:
-            draft = await reviews.draft_under_review(self._client, task_id)
-            wanted = set(body.citations)
-            unknown = wanted - {c.chunk_id for c in draft.citations}
-            if unknown:
-                raise InvalidRequestError(f"not cited by the draft: {', '.join(sorted(unknown))}")
-            kept = [c for c in draft.citations if c.chunk_id in wanted]
         decision = ReviewDecision(
             decision=body.decision,
             reviewer=body.reviewer,
             reason=body.reason or "",
             answer=body.answer or "",
-            citations=kept,
             instruction=body.instruction or "",
             round=body.round,
         )
-        ack = await reviews.decide(self._client, task_id, decision)
+        ack = await reviews.decide(self._client, task_id, decision, keep=body.citations)
         return ReviewDone(task_id=ack.task_id, decision=ack.decision)
 
     def trace_url(self, task_id: str) -> str:

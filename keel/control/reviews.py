@@ -8,13 +8,14 @@ come back here as a ConflictError (the API's 409).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from keel.control.errors import ConflictError
+from keel.control.errors import ConflictError, InvalidRequestError
 from keel.control.tasks import find_task
 from keel.core.domain import ClaimAck, ReviewAck, ReviewClaim, ReviewDecision, ReviewDraft, ReviewState
 from workflows.agent import AgentWorkflow
@@ -47,12 +48,6 @@ async def under_review(client: Client, task_id: str) -> UnderReview:
     return UnderReview(task_id, memo.get("question"), review, draft)
 
 
-async def draft_under_review(client: Client, task_id: str) -> ReviewDraft:
-    await find_task(client, task_id)
-    draft: ReviewDraft = await _query(client, task_id, AgentWorkflow.review_draft)
-    return draft
-
-
 async def claim(client: Client, task_id: str, reviewer: str) -> ClaimAck:
     """Hide the item from other reviewers for the policy's lease (claiming again renews it)."""
     await find_task(client, task_id)
@@ -64,8 +59,18 @@ async def release(client: Client, task_id: str, reviewer: str) -> ClaimAck:
     return await _update(client, task_id, AgentWorkflow.release_review, ReviewClaim(reviewer))
 
 
-async def decide(client: Client, task_id: str, decision: ReviewDecision) -> ReviewAck:
+async def decide(
+    client: Client, task_id: str, decision: ReviewDecision, keep: Sequence[str] | None = None
+) -> ReviewAck:
+    """Send the decision. `keep` (an edit): chunk ids of the draft's citations to keep, each one a
+    citation of the draft (else InvalidRequestError); None keeps them all."""
     await find_task(client, task_id)
+    if keep is not None:
+        draft: ReviewDraft = await _query(client, task_id, AgentWorkflow.review_draft)
+        unknown = set(keep) - {c.chunk_id for c in draft.citations}
+        if unknown:
+            raise InvalidRequestError(f"not cited by the draft: {', '.join(sorted(unknown))}")
+        decision = replace(decision, citations=[c for c in draft.citations if c.chunk_id in set(keep)])
     return await _update(client, task_id, AgentWorkflow.submit_review, decision)
 
 

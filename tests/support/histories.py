@@ -10,13 +10,15 @@ cover. Each file holds the workflow's id (child ids derive from it) beside its h
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
 
 
-async def record_histories(client: Client, directory: Path, commit: str = "") -> int:
+async def record_histories(client: Client, directory: Path) -> int:
     """Write every closed workflow's history on the server to `directory/<type>/`; how many."""
+    commit = _head_commit()
     written = 0
     async for execution in client.list_workflows("ExecutionStatus != 'Running'"):
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
@@ -39,3 +41,11 @@ def load_history(path: Path) -> tuple[str, WorkflowHistory]:
     """The workflow type and history of a recorded file."""
     record = json.loads(path.read_text())
     return record["workflow_type"], WorkflowHistory.from_json(record["workflow_id"], record["history"])
+
+
+def _head_commit() -> str:
+    """The commit the recording session ran (short), or "" outside a git checkout."""
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() if done.returncode == 0 else ""
