@@ -266,7 +266,7 @@ class AgentActivities:
                     "truncated": stored == REVIEW_CONTEXT_CHUNKS,
                 }
             )
-        return self._blobs.put_json({"documents": documents})
+        return self._blobs.put_json(inp.tenant, {"documents": documents})
 
     @activity.defn(name="agent.finalize")
     def finalize(self, inp: FinalizeInput) -> None:

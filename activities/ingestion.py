@@ -67,7 +67,7 @@ class IngestionActivities:
     def index_document(self, ref: DocumentRef) -> IndexedDocument:
         """Idempotent: deterministic point ids, MERGE in the graph, stale chunks removed."""
         try:
-            doc = self._blobs.get_json(ref.blob_key)
+            doc = self._blobs.get_json(ref.tenant, ref.blob_key)
         except BlobNotFoundError as err:
             raise failure(FailureKind.INVALID_INPUT, str(err)) from err
         title, text = str(doc.get("title") or ref.title), str(doc.get("text") or "")

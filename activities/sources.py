@@ -86,10 +86,10 @@ class SourceActivities:
         unreadable = {f.path: f.error for f in files if f.error}
         return SyncPlan(
             scanned=len(files),
-            changed_key=self._blobs.put_json({"files": [asdict(f) for f in changed]}),
+            changed_key=self._blobs.put_json(spec.tenant, {"files": [asdict(f) for f in changed]}),
             changed=len(changed),
             unchanged=unchanged_documents,
-            deleted_key=self._blobs.put_json({"documents": gone}),
+            deleted_key=self._blobs.put_json(spec.tenant, {"documents": gone}),
             deleted=len(gone),
             unreadable=dict(list(unreadable.items())[:FAILURES_KEPT]),
             oldest_unsynced_ns=min((f.modified_ns for f in changed), default=0),
@@ -108,7 +108,7 @@ class SourceActivities:
         """
         spec = self._spec(batch.tenant, batch.source_id)
         files = [
-            SourceFile(**f) for f in self._blobs.get_json(batch.changed_key)["files"][batch.start : batch.end]
+            SourceFile(**f) for f in self._blobs.get_json(batch.tenant, batch.changed_key)["files"][batch.start : batch.end]
         ]
         done, result = 0, BatchResult()
         details = activity.info().heartbeat_details
@@ -188,7 +188,7 @@ class SourceActivities:
     @permanent_errors()
     def remove_documents(self, request: RemoveDocuments) -> int:
         """Remove documents from both stores in the same sync; idempotent (a gone one is a no-op)."""
-        documents = [str(d) for d in self._blobs.get_json(request.documents_key)["documents"]]
+        documents = [str(d) for d in self._blobs.get_json(request.tenant, request.documents_key)["documents"]]
         for count, document_id in enumerate(documents, start=1):
             self._ingestion.remove(request.tenant, document_id)
             activity.heartbeat(count)

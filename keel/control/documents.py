@@ -54,7 +54,7 @@ async def upload(
     metadata: dict[str, Any],
 ) -> str:
     """Index one document (a newer upload supersedes one still indexing); its ingestion run id."""
-    blob_key = blobs.put_json({"title": title, "text": text, "metadata": metadata})
+    blob_key = blobs.put_json(tenant, {"title": title, "text": text, "metadata": metadata})
     handle = await client.start_workflow(
         IngestDocumentWorkflow.run,
         DocumentRef(tenant=tenant, document_id=document_id, title=title, blob_key=blob_key),
@@ -119,7 +119,7 @@ async def start_batch(
             tenant=settings.tenant,
             document_id=document_id,
             title=title,
-            blob_key=blobs.put_json({"title": title, "text": text}),
+            blob_key=blobs.put_json(settings.tenant, {"title": title, "text": text}),
             source="cli",
         )
         for document_id, title, text in documents

@@ -36,6 +36,8 @@ class FalkorDBSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 6390
     graph_prefix: str = "keel"
+    # `keel up` generates one into the data dir for the server it starts (falkordb.password).
+    password: SecretStr | None = None
 
 
 class QdrantSettings(BaseModel):
@@ -216,11 +218,57 @@ class ApiSettings(BaseModel):
     port: int = 8000
 
 
+class AuthSettings(BaseModel):
+    """API keys and reviewer-page sessions (keel/stores/keys.py, api/auth.py)."""
+
+    # When set, `keel up` makes sure an admin key with exactly this secret exists for the tenant
+    # `default` (automation, CI). At least 32 characters: as hard to guess as a generated key.
+    bootstrap_key: SecretStr | None = None
+    # A reviewer-page sign-in lasts a working day; a revoked key ends its sessions at once.
+    session_ttl_s: float = Field(default=8 * 3600.0, gt=0)
+
+    @field_validator("bootstrap_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < 32:
+            raise ValueError("auth.bootstrap_key must be at least 32 characters")
+        return key
+
+
+class LimitSettings(BaseModel):
+    """What one caller may send and how often; each default with its reason."""
+
+    # A 2,000,000-character document (the largest accepted) as JSON is 2 MB in ASCII and up to
+    # 8 MB when every character takes four UTF-8 bytes: nothing legitimate is larger.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # A question is a question: 4,000 characters is a long page of context already.
+    max_question_chars: int = Field(default=4000, gt=0)
+    # About 500 pages of text; larger files belong in a folder source, split.
+    max_document_chars: int = Field(default=2_000_000, gt=0)
+    # Per key, per minute. A person submits a few questions a minute; a script 60 is a steady
+    # one a second. Uploads are cheap to accept but each starts an indexing workflow.
+    # Decisions: a reviewer decides in seconds at best; 120 stops a runaway script.
+    submits_per_minute: int = Field(default=60, gt=0)
+    uploads_per_minute: int = Field(default=120, gt=0)
+    decisions_per_minute: int = Field(default=120, gt=0)
+    # Tasks running at once per tenant: one tenant's burst cannot fill every worker slot
+    # (tasks waiting for review hold no slot and do not count).
+    running_tasks_per_tenant: int = Field(default=100, gt=0)
+
+
+class SourceSettings(BaseModel):
+    # Folders a server source may be registered under (symlinks and `..` resolved first).
+    # Empty: no server folders at all, until an operator names the roots they mean to share.
+    roots: list[Path] = []
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KEEL_", env_nested_delimiter="__", extra="ignore")
 
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Path(".keel")
+    # The tenant of the operator's CLI commands on this machine (`keel ask`, `keel ingest`, …).
+    # API callers never choose theirs: it comes from their key.
     tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     temporal: TemporalSettings = TemporalSettings()
     falkordb: FalkorDBSettings = FalkorDBSettings()
@@ -232,6 +280,9 @@ class Settings(BaseSettings):
     review: ReviewSettings = ReviewSettings()
     tracing: TracingSettings = TracingSettings()
     api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
+    limits: LimitSettings = LimitSettings()
+    sources: SourceSettings = SourceSettings()
 
     @model_validator(mode="after")
     def _reject_placeholder_secrets(self) -> Settings:
