@@ -39,6 +39,7 @@ from keel.core.domain import (
     ReviewContextInput,
 )
 from keel.core.errors import FailureKind, failure
+from keel.core.injection import suspect_passages
 from keel.core.models import AnswerProvider, Generation, ModelError
 from keel.core.models.base import is_multi_hop
 from keel.core.models.grounding import assess
@@ -206,6 +207,9 @@ class AgentActivities:
         agent = self._settings.agent
         with self._tracer.observe(_task_id(), _key("grade"), "grade", "evaluator", asdict(inp)) as obs:
             passages = self._texts(inp.tenant, inp.passages)
+            # The passages the generator was given that read like instructions (LLM01): a review
+            # reason under `auto`, named in this step's trace whatever the mode.
+            suspects = suspect_passages(passages)
             draft = Generation(inp.draft.answer, inp.draft.citations, inp.draft.model)
             grounding = assess(inp.question, draft, passages, self._dense.encode_documents)
             policy = self._settings.review.policy(inp.tenant)
@@ -231,6 +235,7 @@ class AgentActivities:
                 default_threshold=agent.grounding_threshold,
                 cost=inp.cost,
                 answer=inp.draft.answer,
+                instructions_in=[s.chunk_id for s in suspects],
             )
             reasons = why_review(policy_reasons, reviewed=inp.reviewed)
             to_review = needs_review(reasons, another_round=another_round)
@@ -246,7 +251,7 @@ class AgentActivities:
                 review_reasons=reasons,
                 review_plan=review_plan(policy) if to_review else None,
             )
-            obs.update(output=asdict(out))
+            obs.update(output={**asdict(out), "instructions_in_sources": [asdict(s) for s in suspects]})
             return out
 
     @activity.defn(name="agent.review_context")

@@ -108,7 +108,8 @@ class SourceActivities:
         """
         spec = self._spec(batch.tenant, batch.source_id)
         files = [
-            SourceFile(**f) for f in self._blobs.get_json(batch.tenant, batch.changed_key)["files"][batch.start : batch.end]
+            SourceFile(**f)
+            for f in self._blobs.get_json(batch.tenant, batch.changed_key)["files"][batch.start : batch.end]
         ]
         done, result = 0, BatchResult()
         details = activity.info().heartbeat_details

@@ -12,15 +12,19 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.body_limit import BodyLimit
 from api.deps import AppState
 from api.errors import status_of
-from api.routers import audit, documents, health, review_page, reviews, sources, tasks
-from keel.control.errors import ControlError
+from api.routers import audit, documents, health, keys, review_page, reviews, sources, tasks
+from keel.control.errors import ControlError, LimitError
 from retrieval.types import StoreUnavailableError
 
 
-def create_app(open_state: Callable[[], AbstractAsyncContextManager[AppState]]) -> FastAPI:
-    """The API; `open_state` opens its clients when it starts and closes them when it stops."""
+def create_app(
+    open_state: Callable[[], AbstractAsyncContextManager[AppState]], max_body_bytes: int
+) -> FastAPI:
+    """The API; `open_state` opens its clients when it starts and closes them when it stops.
+    A request body over `max_body_bytes` is refused (413) before it is parsed."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -34,6 +38,8 @@ def create_app(open_state: Callable[[], AbstractAsyncContextManager[AppState]]) 
         description="Agentic RAG tasks with durable human review, cited answers and per-step traces.",
         lifespan=lifespan,
     )
+    # Outside the routes: a body is measured before any of it is parsed.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     for router in (
         health.router,
         documents.router,
@@ -41,14 +47,17 @@ def create_app(open_state: Callable[[], AbstractAsyncContextManager[AppState]]) 
         tasks.router,
         reviews.router,
         audit.router,
+        keys.router,
         review_page.router,
     ):
         app.include_router(router)
 
     @app.exception_handler(ControlError)
     async def refused(request: Request, err: ControlError) -> JSONResponse:
-        # Not found, a conflict with the resource's state, or a request that cannot be done as asked.
-        return JSONResponse({"detail": str(err)}, status_code=status_of(err))
+        # Not found, a conflict with the resource's state, a request that cannot be done as asked,
+        # or a limit reached (with when to try again).
+        headers = {"Retry-After": str(err.retry_after_s)} if isinstance(err, LimitError) else None
+        return JSONResponse({"detail": str(err)}, status_code=status_of(err), headers=headers)
 
     @app.exception_handler(RPCError)
     async def temporal_unavailable(request: Request, err: RPCError) -> JSONResponse:

@@ -1,18 +1,20 @@
 """What the reviewer page's forms send, checked, and explained in words a reviewer can act on.
 
 The page calls the review service directly, past FastAPI's own query checks: these stand in for
-them, with the API's own patterns, and their errors become a sentence, not JSON.
+them, with the API's own patterns, and their errors become a sentence, not JSON. Here too: the
+check of a form's CSRF token, and where a sign-in may lead back to.
 """
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from fastapi import status
 from pydantic import BaseModel, Field, ValidationError
 
 from api.errors import status_of
-from api.schemas import NAME_PATTERN, ClaimIn, ReviewFilter
+from api.schemas import NAME_PATTERN, ReviewFilter
 from keel.control.errors import ControlError
 from keel.core.review_queue import QueueFilter
 
@@ -61,13 +63,25 @@ class QueueFilters(BaseModel):
         )
 
 
-def name_problem(name: str) -> str:
-    """Why `name` cannot be a reviewer's name ("" when it can). ClaimIn is the judge."""
-    try:
-        ClaimIn(reviewer=name)
-    except ValidationError as err:
-        return readable(err)
-    return ""
+def same_token(sent: str, expected: str) -> bool:
+    """Whether a form's CSRF token is the one expected, compared in constant time."""
+    # Bytes: compare_digest refuses a str with non-ASCII characters, which a form may send.
+    return bool(expected) and hmac.compare_digest(_bytes(sent), _bytes(expected))
+
+
+def safe_next(target: str) -> str:
+    """Where to go after signing in: `target` when it is a page of the reviewer page, else /review.
+
+    A form field or a query must not send the reviewer to another site, nor back to the login.
+    """
+    ours = target == "/review" or target.startswith(("/review/", "/review?"))
+    if not ours or "//" in target or "\\" in target or target.startswith(("/review/login", "/review/logout")):
+        return "/review"
+    return target
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def readable(err: ValidationError) -> str:

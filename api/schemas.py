@@ -85,7 +85,9 @@ class TaskIn(BaseModel):
     question: str = Field(min_length=1, max_length=4000)
     review: Literal["always", "never", "auto"] = "auto"
     requester: Annotated[str, AfterValidator(str.strip)] = Field(
-        default="", pattern=_OPTIONAL_NAME, description="Who asks: four-eyes keeps them off its review"
+        default="",
+        pattern=_OPTIONAL_NAME,
+        description="Who asks is the key's principal: omit this, or give that same name",
     )
     review_policy: ReviewPolicyIn = Field(default_factory=ReviewPolicyIn)
 
@@ -198,7 +200,9 @@ class ReviewDetail(BaseModel):
 
 
 class ClaimIn(BaseModel):
-    reviewer: ReviewerName
+    reviewer: ReviewerName | None = Field(
+        default=None, description="The reviewer is the key's principal: omit this, or give that same name"
+    )
 
 
 class ClaimOut(BaseModel):
@@ -210,7 +214,9 @@ class ClaimOut(BaseModel):
 
 class ReviewIn(BaseModel):
     decision: Literal["approve", "reject", "edit", "request_changes"]
-    reviewer: ReviewerName
+    reviewer: ReviewerName | None = Field(
+        default=None, description="The reviewer is the key's principal: omit this, or give that same name"
+    )
     reason: str | None = Field(default=None, max_length=4000)
     answer: str | None = Field(default=None, max_length=20_000)
     citations: list[str] | None = Field(
@@ -329,3 +335,41 @@ class SyncStarted(BaseModel):
     source_id: str
     workflow_id: str
     run_id: str
+
+
+RoleName = Literal["submitter", "reviewer", "ingester", "auditor", "admin"]
+
+
+class MeOut(BaseModel):
+    """The caller as their key makes them."""
+
+    tenant: str
+    name: str
+    roles: list[str]
+    key_id: str
+
+
+class KeyIn(BaseModel):
+    name: str = Field(
+        min_length=1, max_length=64, description="The principal: lower-case letters, digits, . _ @ -"
+    )
+    roles: list[Literal["submitter", "reviewer", "ingester", "auditor", "admin"]] = Field(
+        min_length=1, max_length=5
+    )
+
+
+class KeyOut(BaseModel):
+    id: str
+    tenant: str
+    name: str
+    roles: list[str]
+    created_at: str
+    revoked_at: str | None = None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The secret: shown this once, stored only as a hash")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from keel.core.settings import url_without_password
 from retrieval.entity_names import canonical_name, merge_reason
 from retrieval.types import (
     InvalidRequestError,
@@ -284,7 +285,8 @@ class GraphStore:
         # Zero retries, stated explicitly: redis-py's default differs by constructor (Redis()
         # retries 3 times with backoff), and Temporal's retry policy must be the only one.
         # The client talks to the server already here (it probes for sentinel and cluster).
-        with self._errors(f"connect to {url}", "-"):
+        # The URL may hold the password: errors name the server without it.
+        with self._errors(f"connect to {url_without_password(url)}", "-"):
             self._db = FalkorDB.from_url(
                 url,
                 retry=Retry(NoBackoff(), 0),

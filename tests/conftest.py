@@ -16,8 +16,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.testing import WorkflowEnvironment
 
 from keel.app.worker import Components, build_components, make_worker
+from keel.core.identity import parse_roles
 from keel.core.settings import Settings
 from keel.core.tracing import StepTracer
+from keel.stores.keys import KeyStore
 from keel.stores.redis import make_redis
 from keel.stores.traces import LocalTraceStore
 from tests.support.histories import record_histories
@@ -65,6 +67,8 @@ def settings(
         data_dir=tmp_path_factory.mktemp("keel-data"),
         temporal={"address": config.target_host, "task_queue": f"keel-test-{uuid.uuid4().hex[:8]}"},
         falkordb={"url": falkordb_url, "graph_prefix": f"t{uuid.uuid4().hex[:6]}"},
+        # Folder sources are allowed under the session's temporary folders only.
+        sources={"roots": [str(tmp_path_factory.getbasetemp())]},
         # Keys are set so the Langfuse code path runs; spans go to an in-memory exporter.
         tracing={
             "langfuse_public_key": "pk-test",
@@ -102,16 +106,59 @@ async def platform(settings: Settings, temporal_env: WorkflowEnvironment) -> Asy
             yield Platform(settings, components, spans, traces)
 
 
+class Callers:
+    """API clients over the session's app, each carrying its own key: `callers("rita", "reviewer")`
+    is the principal rita of tenant "default" with the reviewer role (made once, then reused)."""
+
+    def __init__(self, transport: httpx.ASGITransport, keys: KeyStore) -> None:
+        self._transport = transport
+        self._keys = keys
+        self._clients: dict[tuple[str, str, frozenset[str]], httpx.AsyncClient] = {}
+
+    def __call__(self, name: str, *roles: str, tenant: str = "default") -> httpx.AsyncClient:
+        wanted = (tenant, name, frozenset(roles or ("admin",)))
+        if wanted not in self._clients:
+            _, secret = self._keys.create(tenant, name, parse_roles(sorted(wanted[2])))
+            self._clients[wanted] = httpx.AsyncClient(
+                transport=self._transport,
+                base_url="http://keel.test",
+                timeout=60,
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+        return self._clients[wanted]
+
+    def raw(self, headers: dict[str, str]) -> httpx.AsyncClient:
+        """A client with exactly these headers (no key, a bad key…); the caller closes it."""
+        return httpx.AsyncClient(
+            transport=self._transport, base_url="http://keel.test", timeout=60, headers=headers
+        )
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+
+
 @pytest_asyncio.fixture(scope="session")
-async def api(platform: Platform, temporal_env: WorkflowEnvironment) -> AsyncIterator[httpx.AsyncClient]:
-    """The real FastAPI app over ASGI, its lifespan run, sharing the session's Temporal client."""
+async def callers(platform: Platform, temporal_env: WorkflowEnvironment) -> AsyncIterator[Callers]:
+    """The real FastAPI app over ASGI, its lifespan run, sharing the session's Temporal client;
+    call it for a client with a key of a given principal, roles and tenant."""
     from keel.app.api_server import build_api
 
     app = build_api(platform.settings, temporal=temporal_env.client)
+    redis_client = make_redis(platform.settings.falkordb_url)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://keel.test", timeout=60) as client:
-            yield client
+        made = Callers(httpx.ASGITransport(app=app), KeyStore(redis_client))
+        try:
+            yield made
+        finally:
+            await made.close()
+            redis_client.close()
+
+
+@pytest.fixture(scope="session")
+def api(callers: Callers) -> httpx.AsyncClient:
+    """The API as the admin of tenant "default" (every role)."""
+    return callers("admin")
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -23,8 +23,19 @@ with workflow.unsafe.imports_passed_through():
 
 
 def document_workflow_id(tenant: str, document_id: str) -> str:
-    """One id per document: its latest ingestion is what `GET /v1/documents/{id}` reports."""
+    """One id per document: its latest ingestion is what `GET /v1/documents/{id}` reports.
+
+    "." cannot occur in a tenant id: tenant "a"'s document "b-c" is not tenant "a-b"'s "c".
+    """
+    return f"ingest-doc-{tenant}.{document_id}"
+
+
+def _legacy_document_workflow_id(tenant: str, document_id: str) -> str:
+    # The id batches used before tenants were separated by "."; replayed histories name it.
     return f"ingest-doc-{tenant}-{document_id}"
+
+
+TENANT_SEPARATED_IDS = "tenant-separated-ids"
 
 
 @workflow.defn
@@ -72,7 +83,11 @@ class IngestBatchWorkflow:
                         await workflow.execute_child_workflow(
                             IngestDocumentWorkflow.run,
                             ref,
-                            id=document_workflow_id(ref.tenant, ref.document_id),
+                            id=(
+                                document_workflow_id(ref.tenant, ref.document_id)
+                                if workflow.patched(TENANT_SEPARATED_IDS)
+                                else _legacy_document_workflow_id(ref.tenant, ref.document_id)
+                            ),
                             parent_close_policy=ParentClosePolicy.ABANDON,
                         )
                     )

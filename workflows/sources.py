@@ -25,7 +25,8 @@ with workflow.unsafe.imports_passed_through():
 
 def sync_workflow_id(tenant: str, source_id: str) -> str:
     """One running sync per source: a second request while one runs joins it."""
-    return f"source-sync-{tenant}-{source_id}"
+    # "." cannot occur in a tenant id, so two tenants' ids never meet.
+    return f"source-sync-{tenant}.{source_id}"
 
 
 @workflow.defn

@@ -8,7 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from api.deps import KeelSettings, State
+from api.auth import Auditor
+from api.deps import State
 from api.schemas import AuditEntryOut, AuditOut
 from keel.stores.audit import AuditLog
 
@@ -17,12 +18,13 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 @router.get("", response_model=AuditOut)
 async def audit(
+    caller: Auditor,
     state: State,
-    settings: KeelSettings,
     task_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     reviewer: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> AuditOut:
-    """Every decision on a task (`task_id`) or by a person (`reviewer`), oldest first.
+    """Every decision on a task (`task_id`) or by a person (`reviewer`, a principal's name) of the
+    caller's tenant, oldest first.
 
     Deadline actions (escalate, expire) are by the reviewer "keel".
     """
@@ -30,8 +32,8 @@ async def audit(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give exactly one of task_id or reviewer")
     log = AuditLog(state.redis)
     if task_id is not None:
-        entries = await asyncio.to_thread(log.for_task, settings.tenant, task_id)
+        entries = await asyncio.to_thread(log.for_task, caller.tenant, task_id)
     else:
         assert reviewer is not None
-        entries = await asyncio.to_thread(log.for_reviewer, settings.tenant, reviewer)
+        entries = await asyncio.to_thread(log.for_reviewer, caller.tenant, reviewer.strip().lower())
     return AuditOut(entries=[AuditEntryOut.model_validate(asdict(e)) for e in entries])

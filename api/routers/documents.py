@@ -1,4 +1,4 @@
-"""Documents: upload one for indexing, read its indexing status, delete it."""
+"""Documents: upload one for indexing, read its indexing status, delete it (the caller's tenant's)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import re
 
 from fastapi import APIRouter, HTTPException, status
 
-from api.deps import KeelSettings, State, TemporalClient
+from api.auth import Ingester, UploaderWithinRate
+from api.deps import State
+from api.identity_checks import check_document
 from api.schemas import DOCUMENT_ID_PATTERN, DocumentAccepted, DocumentDeleted, DocumentIn, DocumentOut
 from keel.control import documents
 
@@ -18,16 +20,15 @@ def _not_found(document_id: str) -> HTTPException:
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=DocumentAccepted)
-async def upload_document(
-    body: DocumentIn, client: TemporalClient, settings: KeelSettings, state: State
-) -> DocumentAccepted:
+async def upload_document(body: DocumentIn, caller: UploaderWithinRate, state: State) -> DocumentAccepted:
     """Index the document; a newer upload of the same id supersedes one still being indexed."""
+    check_document(body.text, state.settings.limits)
     document_id = body.id or documents.content_document_id(body.title, body.text)
     ingestion_id = await documents.upload(
-        client,
+        state.temporal,
         state.blobs,
-        settings.tenant,
-        settings.temporal.task_queue,
+        caller.tenant,
+        state.settings.temporal.task_queue,
         document_id,
         body.title,
         body.text,
@@ -37,10 +38,10 @@ async def upload_document(
 
 
 @router.get("/{document_id}", response_model=DocumentOut)
-async def get_document(document_id: str, client: TemporalClient, settings: KeelSettings) -> DocumentOut:
+async def get_document(document_id: str, caller: Ingester, state: State) -> DocumentOut:
     if not re.match(DOCUMENT_ID_PATTERN, document_id):
         raise _not_found(document_id)
-    found = await documents.document_status(client, settings.tenant, document_id)
+    found = await documents.document_status(state.temporal, caller.tenant, document_id)
     indexed = found.indexed
     return DocumentOut(
         id=document_id,
@@ -53,9 +54,7 @@ async def get_document(document_id: str, client: TemporalClient, settings: KeelS
 
 
 @router.delete("/{document_id}", response_model=DocumentDeleted)
-async def delete_document(
-    document_id: str, client: TemporalClient, settings: KeelSettings
-) -> DocumentDeleted:
+async def delete_document(document_id: str, caller: Ingester, state: State) -> DocumentDeleted:
     """Remove the document from both stores now, with the entities only it mentioned.
 
     A document that came from a registered source comes back at the next sync while its file
@@ -63,5 +62,5 @@ async def delete_document(
     """
     if not re.match(DOCUMENT_ID_PATTERN, document_id):
         raise _not_found(document_id)
-    await documents.delete(client, settings.tenant, settings.temporal.task_queue, document_id)
+    await documents.delete(state.temporal, caller.tenant, state.settings.temporal.task_queue, document_id)
     return DocumentDeleted(id=document_id, deleted=True)

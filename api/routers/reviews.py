@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import Reviews
+from api.auth import Reviewer, ReviewerWithinRate
+from api.deps import State
+from api.identity_checks import same_principal
 from api.schemas import (
     NAME_PATTERN,
     ClaimIn,
@@ -26,37 +28,45 @@ Name = Annotated[str | None, Query(pattern=NAME_PATTERN)]
 
 @router.get("", response_model=ReviewQueue)
 async def review_queue(
-    reviews: Reviews,
+    caller: Reviewer,
+    state: State,
     show: ReviewFilter = "open",
-    reviewer: Name = None,
     group: Name = None,
     reason: Name = None,
     min_age_s: Annotated[float | None, Query(ge=0)] = None,
     max_age_s: Annotated[float | None, Query(ge=0)] = None,
 ) -> ReviewQueue:
-    """Tasks awaiting review, oldest first. `show=open` (the default) hides items other
-    reviewers hold a live claim on; `reviewer` keeps that reviewer's own claims in view."""
-    wanted = QueueFilter(show, reviewer or "", group or "", reason or "", min_age_s, max_age_s)
-    return await reviews.queue(wanted)
+    """Tasks of the caller's tenant awaiting review, oldest first. `show=open` (the default)
+    hides items other reviewers hold a live claim on; the caller's own claims stay in view."""
+    wanted = QueueFilter(show, caller.name, group or "", reason or "", min_age_s, max_age_s)
+    return await state.reviews(caller).queue(wanted)
 
 
 @router.get("/{task_id}", response_model=ReviewDetail)
-async def review_item(task_id: str, reviews: Reviews) -> ReviewDetail:
+async def review_item(task_id: str, caller: Reviewer, state: State) -> ReviewDetail:
     """One item in full, read from the workflow itself: always current."""
-    return await reviews.item(task_id)
+    return await state.reviews(caller).item(task_id)
 
 
 @router.post("/{task_id}/claim", response_model=ClaimOut)
-async def claim(task_id: str, body: ClaimIn, reviews: Reviews) -> ClaimOut:
+async def claim(
+    task_id: str, caller: ReviewerWithinRate, state: State, body: ClaimIn | None = None
+) -> ClaimOut:
     """Hide the item from other reviewers for the policy's lease (claiming again renews it)."""
-    return await reviews.claim(task_id, body.reviewer)
+    same_principal(body.reviewer if body else None, caller, "reviewer")
+    return await state.reviews(caller).claim(task_id)
 
 
 @router.post("/{task_id}/release", response_model=ClaimOut)
-async def release(task_id: str, body: ClaimIn, reviews: Reviews) -> ClaimOut:
-    return await reviews.release(task_id, body.reviewer)
+async def release(
+    task_id: str, caller: ReviewerWithinRate, state: State, body: ClaimIn | None = None
+) -> ClaimOut:
+    same_principal(body.reviewer if body else None, caller, "reviewer")
+    return await state.reviews(caller).release(task_id)
 
 
 @router.post("/{task_id}", response_model=ReviewDone)
-async def decide(task_id: str, body: ReviewIn, reviews: Reviews) -> ReviewDone:
-    return await reviews.decide(task_id, body)
+async def decide(task_id: str, body: ReviewIn, caller: ReviewerWithinRate, state: State) -> ReviewDone:
+    """Decide as the caller (the key's principal): four-eyes and the audit trail name them."""
+    same_principal(body.reviewer, caller, "reviewer")
+    return await state.reviews(caller).decide(task_id, body)

@@ -1,17 +1,20 @@
-"""Sources: register a folder kept indexed by scheduled syncs, list them, sync one now."""
+"""Sources: register a folder kept indexed by scheduled syncs, list them, sync one now.
+
+Registering one reads a folder on the server: admins only, and only under the configured roots.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, status
 
-from api.deps import KeelSettings, Registry, TemporalClient
+from api.auth import Admin, Ingester
+from api.deps import Registry, State
 from api.schemas import SourceIn, SourceOut, SyncOut, SyncStarted
-from keel.control.sources import new_spec, register, start_sync
+from keel.control.sources import confined, new_spec, register, start_sync
 from keel.stores.sources import SourceNotFoundError, SourceRegistry, SourceSpec, index_lag_s
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"])
@@ -49,39 +52,38 @@ def _spec(registry: SourceRegistry, tenant: str, source_id: str) -> SourceSpec:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SourceOut)
-async def add_source(
-    body: SourceIn, client: TemporalClient, settings: KeelSettings, registry: Registry
-) -> SourceOut:
-    """Register a folder (or replace its registration) and schedule its syncs."""
+async def add_source(body: SourceIn, caller: Admin, state: State, registry: Registry) -> SourceOut:
+    """Register a folder under one of the source roots (or replace its registration) and schedule
+    its syncs."""
     spec = new_spec(
-        settings.tenant,
-        Path(body.path),
+        caller.tenant,
+        confined(body.path, state.settings.sources.roots),
         body.id,
         body.every,
         body.include,
         body.exclude,
         body.json_text_field,
     )
-    await register(client, registry, spec, settings.temporal.task_queue)
+    await register(state.temporal, registry, spec, state.settings.temporal.task_queue)
     return await asyncio.to_thread(_view, registry, spec)
 
 
 # Plain `def`: FastAPI runs them in its thread pool, so their Redis reads never block the loop.
 @router.get("", response_model=list[SourceOut])
-def list_sources(settings: KeelSettings, registry: Registry) -> list[SourceOut]:
-    return [_view(registry, spec) for spec in registry.list(settings.tenant)]
+def list_sources(caller: Ingester, registry: Registry) -> list[SourceOut]:
+    return [_view(registry, spec) for spec in registry.list(caller.tenant)]
 
 
 @router.get("/{source_id}", response_model=SourceOut)
-def get_source(source_id: str, settings: KeelSettings, registry: Registry) -> SourceOut:
+def get_source(source_id: str, caller: Ingester, registry: Registry) -> SourceOut:
     """The source with its last sync; while one runs, its counts so far, pace and ETA."""
-    return _view(registry, _spec(registry, settings.tenant, source_id))
+    return _view(registry, _spec(registry, caller.tenant, source_id))
 
 
 @router.post("/{source_id}/sync", status_code=status.HTTP_202_ACCEPTED, response_model=SyncStarted)
-async def sync_source(
-    source_id: str, client: TemporalClient, settings: KeelSettings, registry: Registry
-) -> SyncStarted:
+async def sync_source(source_id: str, caller: Ingester, state: State, registry: Registry) -> SyncStarted:
     """Sync now; a sync of this source already running is joined, not doubled."""
-    handle = await start_sync(client, registry, settings.tenant, source_id, settings.temporal.task_queue)
+    handle = await start_sync(
+        state.temporal, registry, caller.tenant, source_id, state.settings.temporal.task_queue
+    )
     return SyncStarted(source_id=source_id, workflow_id=handle.id, run_id=handle.result_run_id or "")

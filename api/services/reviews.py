@@ -4,6 +4,9 @@ and decisions. Raises ControlError kinds; the JSON routes and the page each show
 The list comes from the queue's index, which the workflows keep (keel/stores/review_index.py);
 one item is read from its workflow. A claim or a decision is a workflow update, which is where
 conflicts are settled (its validator's refusal is the 409 a second reviewer gets).
+
+Built for one caller (through their task service): the queue, items, claims and decisions are
+of the caller's tenant, and the caller is the reviewer of every claim and decision.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class ReviewService:
 
     async def queue(self, wanted: QueueFilter) -> ReviewQueue:
         """Tasks awaiting review, oldest first, as the filter keeps them (claims as of now)."""
-        entries = await asyncio.to_thread(self._index.entries, self._settings.tenant)
+        entries = await asyncio.to_thread(self._index.entries, self._tasks.tenant)
         items = [
             ReviewItem(
                 task_id=entry["task_id"],
@@ -51,7 +54,7 @@ class ReviewService:
 
     async def item(self, task_id: str) -> ReviewDetail:
         """One item in full, read from the workflow itself (not visibility): always current."""
-        waiting = await reviews.under_review(self._client, task_id)
+        waiting = await reviews.under_review(self._client, self._tasks.tenant, task_id)
         review = with_live_claim(asdict(waiting.review), datetime.now(UTC))
         return ReviewDetail(
             task_id=task_id,
@@ -65,22 +68,28 @@ class ReviewService:
             context_key=waiting.draft.context_key,
         )
 
-    async def claim(self, task_id: str, reviewer: str) -> ClaimOut:
-        return ClaimOut(**vars(await reviews.claim(self._client, task_id, reviewer)))
+    @property
+    def reviewer(self) -> str:
+        return self._tasks.caller.name
 
-    async def release(self, task_id: str, reviewer: str) -> ClaimOut:
-        return ClaimOut(**vars(await reviews.release(self._client, task_id, reviewer)))
+    async def claim(self, task_id: str) -> ClaimOut:
+        ack = await reviews.claim(self._client, self._tasks.tenant, task_id, self.reviewer)
+        return ClaimOut(**vars(ack))
+
+    async def release(self, task_id: str) -> ClaimOut:
+        ack = await reviews.release(self._client, self._tasks.tenant, task_id, self.reviewer)
+        return ClaimOut(**vars(ack))
 
     async def decide(self, task_id: str, body: ReviewIn) -> ReviewDone:
         decision = ReviewDecision(
             decision=body.decision,
-            reviewer=body.reviewer,
+            reviewer=self.reviewer,
             reason=body.reason or "",
             answer=body.answer or "",
             instruction=body.instruction or "",
             round=body.round,
         )
-        ack = await reviews.decide(self._client, task_id, decision, keep=body.citations)
+        ack = await reviews.decide(self._client, self._tasks.tenant, task_id, decision, keep=body.citations)
         return ReviewDone(task_id=ack.task_id, decision=ack.decision)
 
     def trace_url(self, task_id: str) -> str:

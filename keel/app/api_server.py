@@ -40,4 +40,4 @@ def build_api(settings: Settings, temporal: Client | None = None) -> FastAPI:
             graph.close()
             redis_client.close()
 
-    return create_app(clients)
+    return create_app(clients, max_body_bytes=settings.limits.max_body_bytes)

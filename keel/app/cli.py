@@ -22,12 +22,12 @@ def up(
     demo: bool = typer.Option(True, "--demo/--no-demo", help="Ingest the demo corpus once ready."),
 ) -> None:
     """Start Temporal, FalkorDB, a worker and the API on the embedded defaults, and supervise them."""
-    from keel.app.launcher import PortInUseError, run_platform
+    from keel.app.launcher import LaunchError, run_platform
 
     setup_logging()
     try:
         code = run_platform(load_settings(), demo=demo)
-    except PortInUseError as err:
+    except LaunchError as err:
         typer.echo(f"keel: {err}", err=True)
         raise typer.Exit(2) from err
     raise typer.Exit(code)
@@ -118,7 +118,7 @@ async def _ingest(settings: Settings, path: Path, source_id: str, wait: bool) ->
         typer.echo(f"keel ingest: {err}", err=True)
         return 1
     except redis.RedisError as err:
-        typer.echo(f"keel ingest: FalkorDB at {settings.falkordb_url} is unavailable: {err}", err=True)
+        typer.echo(f"keel ingest: FalkorDB at {settings.falkordb_address} is unavailable: {err}", err=True)
         return 1
 
 
@@ -214,13 +214,15 @@ def eval_command(
         typer.echo(f"wrote {out}")
 
 
-def _add_sources() -> None:
+def _add_subcommands() -> None:
+    from keel.app.keys_cli import app as keys_app
     from keel.app.sources_cli import app as sources_app
 
     app.add_typer(sources_app, name="sources")
+    app.add_typer(keys_app, name="keys")
 
 
-_add_sources()
+_add_subcommands()
 
 
 def main() -> None:

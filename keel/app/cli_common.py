@@ -6,18 +6,33 @@ import logging
 import sys
 
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
+from keel.app.embedded import falkordb_password
 from keel.core.settings import Settings
 
 
 def load_settings() -> Settings:
-    """The settings from the environment; invalid ones end the command with the reasons (exit 2)."""
+    """The settings from the environment; invalid ones end the command with the reasons (exit 2).
+
+    On the embedded FalkorDB (no `falkordb.url`) with no password set, the password `keel up`
+    keeps in the data dir is used: commands run beside `keel up` reach its server as they are.
+    """
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as err:
         typer.echo(f"keel: invalid settings:\n{err}", err=True)
         raise typer.Exit(2) from err
+    if settings.falkordb.url or settings.falkordb.password is not None:
+        return settings
+    password = falkordb_password(settings.data_dir)
+    return settings if password is None else with_falkordb_password(settings, password)
+
+
+def with_falkordb_password(settings: Settings, password: str) -> Settings:
+    """The same settings, with this FalkorDB password."""
+    falkordb = settings.falkordb.model_copy(update={"password": SecretStr(password)})
+    return settings.model_copy(update={"falkordb": falkordb})
 
 
 def setup_logging(verbose: bool = False) -> None:

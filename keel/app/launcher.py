@@ -1,7 +1,12 @@
-"""`keel up`: start the embedded servers, a worker and the API as children, and supervise them."""
+"""`keel up`: start the embedded servers, a worker and the API as children, and supervise them.
+
+The embedded servers listen on loopback only (Temporal and its UI have no sign-in); FalkorDB wants
+the password kept in the data dir, which the worker and the API get in their environment.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -13,8 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import redis
+
+from keel.app.bootstrap import ADMIN_TENANT, AdminKey, demo_key, ensure_admin_key
+from keel.app.cli_common import with_falkordb_password
 from keel.app.embedded import (
     dev_server_flags,
+    ensure_falkordb_password,
     spawn,
     start_falkordb,
     start_temporal,
@@ -23,14 +33,33 @@ from keel.app.embedded import (
     wait_for_temporal,
 )
 from keel.core.settings import Settings
+from keel.stores.keys import KeyStore
+from keel.stores.redis import make_redis
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 240.0  # the first worker start loads the embedding model
 
 
-class PortInUseError(Exception):
+class LaunchError(Exception):
+    """`keel up` cannot start as configured; the message names the setting to change."""
+
+
+class PortInUseError(LaunchError):
     """A port an embedded service needs is taken; the message names the setting that moves it."""
+
+
+class NotLoopbackError(LaunchError):
+    """An embedded server was asked to listen beyond this machine."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -84,6 +113,23 @@ class Supervisor:
                 stop_process(child.proc)
 
 
+def check_loopback(settings: Settings) -> None:
+    """Refuse to start an embedded Temporal or FalkorDB that would listen beyond this machine."""
+    embedded = []
+    if not settings.temporal.address:
+        embedded.append(
+            (settings.temporal.host, "Temporal (and its UI)", "TEMPORAL__HOST", "TEMPORAL__ADDRESS")
+        )
+    if not settings.falkordb.url:
+        embedded.append((settings.falkordb.host, "FalkorDB", "FALKORDB__HOST", "FALKORDB__URL"))
+    for host, name, setting, external in embedded:
+        if not is_loopback(host):
+            raise NotLoopbackError(
+                f"KEEL_{setting}={host}: the embedded {name} listens on this machine only; "
+                f"to share one, run it as a server of its own and set KEEL_{external}"
+            )
+
+
 def check_ports(settings: Settings) -> None:
     wanted = [(settings.api.host, settings.api.port, "the API", "KEEL_API__PORT")]
     if not settings.temporal.address:
@@ -119,15 +165,25 @@ def run_platform(settings: Settings, demo: bool) -> int:
     """`keel up`: start and supervise everything until Ctrl-C or SIGTERM; returns the exit code."""
     from keel.app.demo import ask_demo_question, ingest_demo_corpus
 
+    check_loopback(settings)
     check_ports(settings)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KEEL_DATA_DIR": str(data_dir)}
+    password = None
+    if not settings.falkordb.url:
+        # A data dir from before passwords gets one now; the server starts with it below.
+        secret = settings.falkordb.password
+        password = secret.get_secret_value() if secret else ensure_falkordb_password(data_dir)
+        settings = with_falkordb_password(settings, password)
+        env["KEEL_FALKORDB__PASSWORD"] = password
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
     supervisor = Supervisor()
+    client = make_redis(settings.falkordb_url)  # connects on first use, once FalkorDB is up
+    keys = KeyStore(client)
     try:
         if not settings.temporal.address:
             t = settings.temporal
@@ -139,7 +195,10 @@ def run_platform(settings: Settings, demo: bool) -> int:
         # An external Temporal gets Keel's search attributes from the worker when it connects.
         if not settings.falkordb.url:
             f = settings.falkordb
-            supervisor.add("falkordb", lambda: start_falkordb(data_dir / "falkordb", f.port, f.host))
+            supervisor.add(
+                "falkordb",
+                lambda: start_falkordb(data_dir / "falkordb", f.port, f.host, password=password),
+            )
             wait_for_falkordb(f.host, f.port, timeout_s=30)
         cli = [sys.executable, "-m", "keel.app.cli"]
         supervisor.add("worker", lambda: spawn([*cli, "worker"], data_dir / "logs" / "worker.log", env))
@@ -148,8 +207,10 @@ def run_platform(settings: Settings, demo: bool) -> int:
         wait_until_ready(f"{base}/readyz", supervisor, READY_TIMEOUT_S)
         if demo:
             ingest_demo_corpus(settings)
-            ask_demo_question(base)
-        _print_ready(settings, base)
+            with demo_key(keys, settings.tenant) as key:
+                ask_demo_question(base, key)
+        # Last before the ready message: a key generated now is shown there, or never.
+        _print_ready(settings, base, ensure_admin_key(keys, settings))
         while not stop.is_set():
             supervisor.check()
             stop.wait(0.5)
@@ -157,11 +218,15 @@ def run_platform(settings: Settings, demo: bool) -> int:
     except (TimeoutError, RuntimeError) as err:
         log.error("%s", err)
         return 1
+    except redis.RedisError as err:
+        log.error("FalkorDB at %s is unavailable: %s", settings.falkordb_address, err)
+        return 1
     finally:
+        client.close()
         supervisor.stop_all()
 
 
-def _print_ready(settings: Settings, base: str) -> None:
+def _print_ready(settings: Settings, base: str, admin: AdminKey) -> None:
     lines = [
         "Keel is ready.",
         f"  API docs:      {base}/docs",
@@ -170,7 +235,31 @@ def _print_ready(settings: Settings, base: str) -> None:
         else f"  Temporal:      {settings.temporal.address}",
         f"  Reviewer page: {base}/review  (JSON: {base}/v1/reviews)",
         f"  Data dir:      {settings.data_dir.resolve()}",
+        *key_lines(admin, base),
         "Ctrl-C stops every service.",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
+
+
+def key_lines(admin: AdminKey, base: str) -> list[str]:
+    """What the ready message says about API keys: a key generated now, boxed (the one place it
+    is ever shown); otherwise where keys come from."""
+    if admin.from_bootstrap:
+        stored = "stored now" if admin.stored_now else "already stored"
+        return [
+            f"  API keys:      KEEL_AUTH__BOOTSTRAP_KEY is the admin key of tenant {ADMIN_TENANT} ({stored})"
+        ]
+    if admin.secret is None:
+        return ["  API keys:      create them with `keel keys create` (list: `keel keys list`)"]
+    body = [
+        f"Admin API key of tenant {ADMIN_TENANT} (shown once, store it now):",
+        f"    {admin.secret}",
+        "Use it:",
+        f"    export KEEL_API_KEY={admin.secret}",
+        f'    curl -H "Authorization: Bearer $KEEL_API_KEY" {base}/v1/me',
+        "More keys: keel keys create --name NAME --role ROLE",
+    ]
+    width = max(map(len, body))
+    rule = "  +" + "-" * (width + 2) + "+"
+    return [rule, *(f"  | {line.ljust(width)} |" for line in body), rule]

@@ -20,3 +20,11 @@ class ConflictError(ControlError):
 
 class InvalidRequestError(ControlError):
     """The request itself cannot be carried out (a folder that is not one, a bad interval)."""
+
+
+class LimitError(ControlError):
+    """Allowed, but not now: a limit of the caller's tenant is reached (retry after a while)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

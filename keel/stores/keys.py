@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ _RECORD = "keel:auth:key:{key_id}"  # JSON of KeyRecord
 _BY_TENANT = "keel:auth:tenant-keys:{tenant}"  # set of key ids
 _TENANTS = "keel:auth:tenants"  # set of tenants that have keys
 SECRET_PREFIX = "keel_"
+KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
 class KeyNotFoundError(KeyError):
@@ -67,7 +69,11 @@ class KeyStore:
     def ensure(self, secret: str, tenant: str, name: str, roles: frozenset[Role]) -> tuple[KeyRecord, bool]:
         """A key with exactly this secret, stored if it was not (or revoked); True when stored now."""
         record = self._record(key_id_of(digest_of(secret)))
-        if record is not None and not record.revoked_at and record.digest == digest_of(secret):
+        if (
+            record is not None
+            and not record.revoked_at
+            and hmac.compare_digest(record.digest, digest_of(secret))
+        ):
             return record, False
         return self._store(secret, tenant, name, roles), True
 
@@ -86,10 +92,10 @@ class KeyStore:
 
     def list(self, tenant: str | None = None) -> list[KeyRecord]:
         """Keys (revoked too) of one tenant or of all, oldest first."""
-        tenants = [tenant] if tenant else sorted(t.decode() for t in self._client.smembers(_TENANTS))
+        tenants = [tenant] if tenant else sorted(_text(t) for t in self._client.smembers(_TENANTS))
         records: list[KeyRecord] = []
         for one in tenants:
-            ids = sorted(i.decode() for i in self._client.smembers(_BY_TENANT.format(tenant=one)))
+            ids = sorted(_text(i) for i in self._client.smembers(_BY_TENANT.format(tenant=one)))
             records += [r for r in map(self._record, ids) if r is not None]
         return sorted(records, key=lambda r: (r.created_at, r.key_id))
 
@@ -126,6 +132,10 @@ class KeyStore:
     def _record(self, key_id: str) -> KeyRecord | None:
         raw = self._client.get(_RECORD.format(key_id=key_id))
         return None if raw is None else KeyRecord(**json.loads(raw))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _now() -> str:

@@ -26,19 +26,41 @@ def _check(response: httpx.Response, code: int) -> dict:
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        ({"path": "/nowhere/at/all"}, "is not a folder"),
-        ({"path": ".", "every": "5s"}, "shorter than the minimum"),
-        ({"path": ".", "every": "often"}, "is not an interval"),
-        ({"path": ".", "id": "Bad Id!"}, "invalid id"),
-        ({"path": ".", "include": [" "]}, "glob is empty"),
+        ({"path": "ROOT/missing"}, "is not a folder"),
+        ({"path": "/nowhere/at/all"}, "outside the source roots"),
+        ({"path": "ROOT/../../.."}, "outside the source roots"),
+        ({"path": "relative/folder"}, "not an absolute path"),
+        ({"path": "ROOT/\x00x"}, "not a usable path"),
+        ({"path": "ROOT", "every": "5s"}, "shorter than the minimum"),
+        ({"path": "ROOT", "every": "often"}, "is not an interval"),
+        ({"path": "ROOT", "id": "Bad Id!"}, "invalid id"),
+        ({"path": "ROOT", "include": [" "]}, "glob is empty"),
         ({"every": "10m"}, "path"),
     ],
 )
 async def test_add_source_rejects_bad_input_with_a_reason(
-    api: httpx.AsyncClient, payload: dict, reason: str
+    api: httpx.AsyncClient, payload: dict, reason: str, tmp_path: Path
 ) -> None:
+    # ROOT: a folder under the session's source roots (tests/conftest.py).
+    if "path" in payload:
+        payload = {**payload, "path": payload["path"].replace("ROOT", str(tmp_path))}
     body = _check(await api.post("/v1/sources", json=payload), 422)
     assert reason in str(body["detail"])
+
+
+async def test_a_symlink_out_of_the_roots_is_refused_naming_the_root(
+    api: httpx.AsyncClient, tmp_path: Path, platform
+) -> None:
+    (tmp_path / "escape").symlink_to("/etc")
+    body = _check(await api.post("/v1/sources", json={"path": str(tmp_path / "escape")}), 422)
+    [root] = platform.settings.sources.roots
+    assert "outside the source roots" in body["detail"] and str(Path(root).resolve()) in body["detail"]
+
+
+async def test_only_admins_register_folders(callers, tmp_path: Path) -> None:
+    ingester = callers("ingrid", "ingester")
+    body = _check(await ingester.post("/v1/sources", json={"path": str(tmp_path)}), 403)
+    assert "admin" in body["detail"]
 
 
 async def test_unknown_source_is_404(api: httpx.AsyncClient) -> None:

@@ -15,9 +15,9 @@ QUESTION = "Which team owns Kestrel?"
 TWO_HOP = "Who leads the team that owns the system Project Halcyon depends on?"
 
 
-async def awaiting(api: httpx.AsyncClient, requester: str = "", **policy: object) -> str:
-    """A task waiting for review (mode always), with its requester and policy overrides."""
-    body = {"question": QUESTION, "review": "always", "requester": requester, "review_policy": policy}
+async def awaiting(api: httpx.AsyncClient, **policy: object) -> str:
+    """A task waiting for review (mode always), with policy overrides; the caller requests it."""
+    body = {"question": QUESTION, "review": "always", "review_policy": policy}
     response = await api.post("/v1/tasks", json=body)
     assert response.status_code == 202, response.text
     task_id = response.json()["id"]
@@ -36,8 +36,11 @@ async def audit(api: httpx.AsyncClient, **params: str) -> list[dict]:
     return response.json()["entries"]
 
 
-async def decide(api: httpx.AsyncClient, task_id: str, **body: object) -> httpx.Response:
-    return await api.post(f"/v1/reviews/{task_id}", json=body)
+async def decide(callers, task_id: str, reviewer: str, **body: object) -> httpx.Response:
+    """The decision, sent by the reviewer's own key (the body names them too: it must match)."""
+    return await callers(reviewer, "reviewer").post(
+        f"/v1/reviews/{task_id}", json={**body, "reviewer": reviewer}
+    )
 
 
 def person() -> str:
@@ -45,26 +48,26 @@ def person() -> str:
 
 
 async def test_a_claim_hides_the_item_from_others_and_only_its_holder_decides(
-    api: httpx.AsyncClient, demo_corpus
+    api: httpx.AsyncClient, demo_corpus, callers
 ) -> None:
     task_id = await awaiting(api)
     rita, sam = person(), person()
-    await eventually(lambda: listed(api, task_id, reviewer=sam), 30, "the item in sam's queue")
+    await eventually(lambda: listed(callers(sam, "reviewer"), task_id), 30, "the item in sam's queue")
 
-    claimed = await api.post(f"/v1/reviews/{task_id}/claim", json={"reviewer": rita})
+    claimed = await callers(rita, "reviewer").post(f"/v1/reviews/{task_id}/claim", json={"reviewer": rita})
     assert claimed.status_code == 200, claimed.text
     assert claimed.json()["reviewer"] == rita and claimed.json()["round"] == 1
 
     async def hidden_from_sam() -> bool:
-        return not await listed(api, task_id, reviewer=sam)
+        return not await listed(callers(sam, "reviewer"), task_id)
 
     await eventually(hidden_from_sam, 30, "the claimed item to leave sam's queue")
-    assert await listed(api, task_id, reviewer=rita)  # her own claim stays in her view
+    assert await listed(callers(rita, "reviewer"), task_id)  # her own claim stays in her view
     assert await listed(api, task_id, show="claimed")
 
-    second = await api.post(f"/v1/reviews/{task_id}/claim", json={"reviewer": sam})
+    second = await callers(sam, "reviewer").post(f"/v1/reviews/{task_id}/claim", json={"reviewer": sam})
     assert second.status_code == 409 and f"claimed by {rita}" in second.json()["detail"]
-    refused = await decide(api, task_id, decision="approve", reviewer=sam)
+    refused = await decide(callers, task_id, decision="approve", reviewer=sam)
     assert refused.status_code == 409 and f"claimed by {rita}" in refused.json()["detail"]
 
     detail = (await api.get(f"/v1/reviews/{task_id}")).json()
@@ -72,11 +75,11 @@ async def test_a_claim_hides_the_item_from_others_and_only_its_holder_decides(
     assert detail["temporal_url"].endswith(f"/namespaces/default/workflows/{task_id}")
     assert detail["trace_url"].startswith("http://127.0.0.1:9/trace/")  # Langfuse is configured
 
-    approved = await decide(api, task_id, decision="approve", reviewer=rita)
+    approved = await decide(callers, task_id, decision="approve", reviewer=rita)
     assert approved.status_code == 200, approved.text
     view = await wait_for_status(api, task_id, {"completed"})
     assert view["result"]["review"]["reviewer"] == rita
-    again = await decide(api, task_id, decision="reject", reviewer=rita, reason="x")
+    again = await decide(callers, task_id, decision="reject", reviewer=rita, reason="x")
     assert again.status_code == 409
 
     [entry] = await audit(api, task_id=task_id)
@@ -91,60 +94,72 @@ async def test_a_claim_hides_the_item_from_others_and_only_its_holder_decides(
 
 
 async def test_a_claim_expires_and_the_item_returns_to_the_queue(
-    api: httpx.AsyncClient, platform, demo_corpus, monkeypatch: pytest.MonkeyPatch
+    api: httpx.AsyncClient, platform, demo_corpus, monkeypatch: pytest.MonkeyPatch, callers
 ) -> None:
     # The grade step reads the tenant's policy when the task reaches review: a 2 s lease.
     monkeypatch.setattr(platform.settings.review.default, "lease_s", 2.0)
     task_id = await awaiting(api)
     rita, sam = person(), person()
-    assert (await api.post(f"/v1/reviews/{task_id}/claim", json={"reviewer": rita})).status_code == 200
-    assert (await api.post(f"/v1/reviews/{task_id}/claim", json={"reviewer": sam})).status_code == 409
-    await eventually(lambda: listed(api, task_id, reviewer=sam), 30, "the item back after the lease")
-    taken = await api.post(f"/v1/reviews/{task_id}/claim", json={"reviewer": sam})
+    assert (
+        await callers(rita, "reviewer").post(f"/v1/reviews/{task_id}/claim", json={"reviewer": rita})
+    ).status_code == 200
+    assert (
+        await callers(sam, "reviewer").post(f"/v1/reviews/{task_id}/claim", json={"reviewer": sam})
+    ).status_code == 409
+    await eventually(lambda: listed(callers(sam, "reviewer"), task_id), 30, "the item back after the lease")
+    taken = await callers(sam, "reviewer").post(f"/v1/reviews/{task_id}/claim", json={"reviewer": sam})
     assert taken.status_code == 200, taken.text
-    late = await decide(api, task_id, decision="approve", reviewer=rita)
+    late = await decide(callers, task_id, decision="approve", reviewer=rita)
     assert late.status_code == 409 and f"claimed by {sam}" in late.json()["detail"]
     # Released, the item is anyone's again.
-    assert (await api.post(f"/v1/reviews/{task_id}/release", json={"reviewer": sam})).status_code == 200
-    approve = await decide(api, task_id, decision="approve", reviewer=rita)
+    assert (
+        await callers(sam, "reviewer").post(f"/v1/reviews/{task_id}/release", json={"reviewer": sam})
+    ).status_code == 200
+    approve = await decide(callers, task_id, decision="approve", reviewer=rita)
     assert approve.status_code == 200, approve.text
     await wait_for_status(api, task_id, {"completed"})
 
 
-async def test_four_eyes_keeps_the_requester_off_their_own_task(api: httpx.AsyncClient, demo_corpus) -> None:
+async def test_four_eyes_keeps_the_requester_off_their_own_task(
+    api: httpx.AsyncClient, demo_corpus, callers
+) -> None:
     ana, bo = person(), person()
-    task_id = await awaiting(api, requester=ana)
+    # ana both submits and reviews: her key has both roles, and four-eyes holds her off.
+    task_id = await awaiting(callers(ana, "submitter", "reviewer"))
     for path, body in (
-        ("/claim", {"reviewer": ana}),
-        ("", {"decision": "approve", "reviewer": ana}),
-        ("", {"decision": "edit", "reviewer": ana, "answer": "Mine."}),
+        ("/claim", {}),
+        ("", {"decision": "approve"}),
+        ("", {"decision": "edit", "answer": "Mine."}),
     ):
-        response = await api.post(f"/v1/reviews/{task_id}{path}", json=body)
+        response = await callers(ana, "submitter", "reviewer").post(f"/v1/reviews/{task_id}{path}", json=body)
         assert response.status_code == 409 and "four-eyes" in response.json()["detail"], response.text
-    assert (await decide(api, task_id, decision="approve", reviewer=bo)).status_code == 200
+    assert (await decide(callers, task_id, decision="approve", reviewer=bo)).status_code == 200
     view = await wait_for_status(api, task_id, {"completed"})
     assert view["result"]["review"]["reviewer"] == bo
 
 
 async def test_a_stale_decision_and_bad_input_are_refused_with_reasons(
-    api: httpx.AsyncClient, demo_corpus
+    api: httpx.AsyncClient, demo_corpus, callers
 ) -> None:
     task_id = await awaiting(api)
     rita = person()
-    stale = await decide(api, task_id, decision="approve", reviewer=rita, round=2)
+    stale = await decide(callers, task_id, decision="approve", reviewer=rita, round=2)
     assert stale.status_code == 409 and "stale decision" in stale.json()["detail"]
     for body, words in (
         ({"decision": "reject", "reviewer": rita}, "needs a reason"),
         ({"decision": "request_changes", "reviewer": rita}, "needs an instruction"),
         ({"decision": "approve", "reviewer": "it's me"}, "reviewer"),
+        ({"decision": "approve", "reviewer": "someone-else"}, "is not the caller"),
         ({"decision": "edit", "reviewer": rita, "answer": "x", "citations": ["nope#0000"]}, "not cited"),
     ):
-        response = await api.post(f"/v1/reviews/{task_id}", json=body)
+        response = await callers(rita, "reviewer").post(f"/v1/reviews/{task_id}", json=body)
         assert response.status_code == 422 and words in response.text, response.text
     assert (await api.get("/v1/audit")).status_code == 422
     assert (await api.get("/v1/reviews", params={"group": "x' OR '1'='1"})).status_code == 422
-    assert (await api.post("/v1/reviews/task-nope/claim", json={"reviewer": rita})).status_code == 404
-    rejected = await decide(api, task_id, decision="reject", reviewer=rita, reason="off")
+    assert (
+        await callers(rita, "reviewer").post("/v1/reviews/task-nope/claim", json={"reviewer": rita})
+    ).status_code == 404
+    rejected = await decide(callers, task_id, decision="reject", reviewer=rita, reason="off")
     assert rejected.status_code == 200
     await wait_for_status(api, task_id, {"rejected"})
     [entry] = await audit(api, task_id=task_id)
@@ -152,7 +167,7 @@ async def test_a_stale_decision_and_bad_input_are_refused_with_reasons(
 
 
 async def test_request_changes_sends_the_task_back_and_is_bounded(
-    api: httpx.AsyncClient, platform, demo_corpus, monkeypatch: pytest.MonkeyPatch
+    api: httpx.AsyncClient, platform, demo_corpus, monkeypatch: pytest.MonkeyPatch, callers
 ) -> None:
     monkeypatch.setattr(platform.settings.review.default, "max_change_rounds", 1)
     task_id = await awaiting(api)
@@ -161,7 +176,7 @@ async def test_request_changes_sends_the_task_back_and_is_bounded(
     first = (await api.get(f"/v1/reviews/{task_id}")).json()
     assert first["review"]["round"] == 1 and first["review"]["changes_left"] == 1
     asked = await decide(
-        api, task_id, decision="request_changes", reviewer=rita, instruction=instruction, round=1
+        callers, task_id, decision="request_changes", reviewer=rita, instruction=instruction, round=1
     )
     assert asked.status_code == 200, asked.text
 
@@ -172,11 +187,11 @@ async def test_request_changes_sends_the_task_back_and_is_bounded(
 
     second = await eventually(second_round, 120, "the reworked draft back in review")
     assert second["review"]["reasons"][0] == "changes requested" and second["review"]["changes_left"] == 0
-    stale = await decide(api, task_id, decision="approve", reviewer=rita, round=1)
+    stale = await decide(callers, task_id, decision="approve", reviewer=rita, round=1)
     assert stale.status_code == 409 and "stale" in stale.json()["detail"]
-    more = await decide(api, task_id, decision="request_changes", reviewer=rita, instruction="again")
+    more = await decide(callers, task_id, decision="request_changes", reviewer=rita, instruction="again")
     assert more.status_code == 409 and "no request-changes rounds left" in more.json()["detail"]
-    ok = await decide(api, task_id, decision="approve", reviewer=rita, round=2)
+    ok = await decide(callers, task_id, decision="approve", reviewer=rita, round=2)
     assert ok.status_code == 200, ok.text
     view = await wait_for_status(api, task_id, {"completed"})
     reviews = view["result"]["reviews"]
@@ -189,7 +204,7 @@ async def test_request_changes_sends_the_task_back_and_is_bounded(
 
 
 async def test_an_edit_changes_the_answer_and_its_citations_and_the_audit_shows_the_diff(
-    api: httpx.AsyncClient, demo_corpus
+    api: httpx.AsyncClient, demo_corpus, callers
 ) -> None:
     task_id = await awaiting(api)
     detail = (await api.get(f"/v1/reviews/{task_id}")).json()
@@ -198,7 +213,7 @@ async def test_an_edit_changes_the_answer_and_its_citations_and_the_audit_shows_
     sam = person()
     edited = "Team Aurora owns Kestrel."
     response = await decide(
-        api, task_id, decision="edit", reviewer=sam, answer=edited, citations=cited[:1], reason="tighter"
+        callers, task_id, decision="edit", reviewer=sam, answer=edited, citations=cited[:1], reason="tighter"
     )
     assert response.status_code == 200, response.text
     view = await wait_for_status(api, task_id, {"completed"})
@@ -258,7 +273,7 @@ async def test_the_queue_filters_by_reason_group_and_age(api: httpx.AsyncClient,
 
 
 async def test_the_audit_is_read_back_by_a_restarted_api(
-    api: httpx.AsyncClient, platform, temporal_env, demo_corpus
+    api: httpx.AsyncClient, platform, temporal_env, demo_corpus, callers
 ) -> None:
     # The API keeps nothing itself: a new instance (a restart) reads the same trail. The store's
     # own restart is tests/keel/stores/test_audit.py::test_the_log_survives_a_restart_of_its_server.
@@ -267,12 +282,14 @@ async def test_the_audit_is_read_back_by_a_restarted_api(
     task_id = await awaiting(api)
     sam = person()
     assert (
-        await decide(api, task_id, decision="reject", reviewer=sam, reason="wrong team")
+        await decide(callers, task_id, decision="reject", reviewer=sam, reason="wrong team")
     ).status_code == 200
     await wait_for_status(api, task_id, {"rejected"})
     app = build_api(platform.settings, temporal=temporal_env.client)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as restarted:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://keel.test", headers=api.headers
+        ) as restarted:
             [entry] = await audit(restarted, reviewer=sam)
     assert (entry["task_id"], entry["action"], entry["reason"]) == (task_id, "reject", "wrong team")

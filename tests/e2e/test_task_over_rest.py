@@ -31,7 +31,7 @@ async def test_documents_ingested_by_a_batch_report_their_status(api: httpx.Asyn
 
 
 async def test_task_needing_review_is_approved_and_cites_expected_documents(
-    api: httpx.AsyncClient, demo_corpus
+    api: httpx.AsyncClient, demo_corpus, callers
 ) -> None:
     response = await api.post("/v1/tasks", json={"question": TWO_HOP, "review": "always"})
     assert response.status_code == 202, response.text
@@ -47,7 +47,9 @@ async def test_task_needing_review_is_approved_and_cites_expected_documents(
     item = await eventually(queued, 30, "the task to appear in the review queue")
     assert item["question"] == TWO_HOP and item["draft"]
 
-    decided = await api.post(f"/v1/reviews/{task_id}", json={"decision": "approve", "reviewer": "rita"})
+    decided = await callers("rita", "reviewer").post(
+        f"/v1/reviews/{task_id}", json={"decision": "approve", "reviewer": "rita"}
+    )
     assert decided.status_code == 200, decided.text
 
     view = await wait_for_status(api, task_id, {"completed"})
@@ -68,15 +70,19 @@ async def test_task_needing_review_is_approved_and_cites_expected_documents(
     assert review["type"] == "guardrail" and review["output"]["reviewer"] == "rita"
     assert review["latency_ms"] == pytest.approx(result["review"]["waited_s"] * 1000, abs=1)
 
-    again = await api.post(f"/v1/reviews/{task_id}", json={"decision": "approve", "reviewer": "rita"})
+    again = await callers("rita", "reviewer").post(
+        f"/v1/reviews/{task_id}", json={"decision": "approve", "reviewer": "rita"}
+    )
     assert again.status_code == 409
 
 
-async def test_edit_replaces_the_draft_and_records_the_diff(api: httpx.AsyncClient, demo_corpus) -> None:
+async def test_edit_replaces_the_draft_and_records_the_diff(
+    api: httpx.AsyncClient, demo_corpus, callers
+) -> None:
     task_id = (await api.post("/v1/tasks", json={"question": TWO_HOP, "review": "always"})).json()["id"]
     await wait_for_status(api, task_id, {"awaiting_review"})
     edited = "Maya Okafor leads Team Aurora, which owns Kestrel."
-    response = await api.post(
+    response = await callers("sam", "reviewer").post(
         f"/v1/reviews/{task_id}", json={"decision": "edit", "reviewer": "sam", "answer": edited}
     )
     assert response.status_code == 200, response.text
@@ -87,10 +93,10 @@ async def test_edit_replaces_the_draft_and_records_the_diff(api: httpx.AsyncClie
     )
 
 
-async def test_reject_records_the_reason(api: httpx.AsyncClient, demo_corpus) -> None:
+async def test_reject_records_the_reason(api: httpx.AsyncClient, demo_corpus, callers) -> None:
     task_id = (await api.post("/v1/tasks", json={"question": TWO_HOP, "review": "always"})).json()["id"]
     await wait_for_status(api, task_id, {"awaiting_review"})
-    response = await api.post(
+    response = await callers("sam", "reviewer").post(
         f"/v1/reviews/{task_id}",
         json={"decision": "reject", "reviewer": "sam", "reason": "cites the wrong team"},
     )

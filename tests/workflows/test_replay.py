@@ -48,11 +48,13 @@ def _span_count(platform, trace_id: str) -> int:
 
 @pytest.mark.integration
 async def test_reviewed_task_replays_without_nondeterminism_or_new_traces(
-    api: httpx.AsyncClient, platform, temporal_env: WorkflowEnvironment, demo_corpus
+    api: httpx.AsyncClient, platform, temporal_env: WorkflowEnvironment, demo_corpus, callers
 ) -> None:
     task_id = (await api.post("/v1/tasks", json={"question": QUESTION, "review": "always"})).json()["id"]
     await wait_for_status(api, task_id, {"awaiting_review"})
-    decided = await api.post(f"/v1/reviews/{task_id}", json={"decision": "approve", "reviewer": "rita"})
+    decided = await callers("rita", "reviewer").post(
+        f"/v1/reviews/{task_id}", json={"decision": "approve", "reviewer": "rita"}
+    )
     assert decided.status_code == 200, decided.text
     await wait_for_status(api, task_id, {"completed"})
 

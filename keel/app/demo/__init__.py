@@ -43,17 +43,21 @@ def ingest_demo_corpus(settings: Settings) -> None:
     asyncio.run(run())
 
 
-def ask_demo_question(base_url: str, timeout_s: float = 120.0) -> None:
+def ask_demo_question(base_url: str, api_key: str, timeout_s: float = 120.0) -> None:
     """Ask one two-hop question over REST and print the cited answer: proof the path works."""
     import httpx
 
     started = time.monotonic()
+    auth = {"Authorization": f"Bearer {api_key}"}
     task = httpx.post(
-        f"{base_url}/v1/tasks", json={"question": DEMO_QUESTION, "review": "never"}, timeout=10
+        f"{base_url}/v1/tasks",
+        json={"question": DEMO_QUESTION, "review": "never"},
+        headers=auth,
+        timeout=10,
     ).json()
     deadline = started + timeout_s
     while time.monotonic() < deadline:
-        view = httpx.get(f"{base_url}/v1/tasks/{task['id']}", timeout=10).json()
+        view = httpx.get(f"{base_url}/v1/tasks/{task['id']}", headers=auth, timeout=10).json()
         if view["status"] not in ("running", "awaiting_review"):
             break
         time.sleep(0.2)

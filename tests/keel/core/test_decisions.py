@@ -82,3 +82,9 @@ def test_a_draft_about_to_be_redone_goes_to_no_reviewer_yet() -> None:
     assert needs_review(["review requested"], another_round=False)
     assert not needs_review(["review requested"], another_round=True)
     assert not needs_review([], another_round=False)
+
+
+def test_a_reason_from_the_sources_stays_through_a_reviewers_round() -> None:
+    found = "instructions in sources (inj#0000)"
+    assert why_review([found], reviewed=True) == [CHANGES_REQUESTED, found]
+    assert needs_review(why_review([found], reviewed=False), another_round=False)
