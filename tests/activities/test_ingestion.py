@@ -52,7 +52,7 @@ def activities(tmp_path: Path, falkordb_url: str, dense: DenseEncoder) -> Iterat
 
 
 def index(activities: IngestionActivities, text: str, title: str = "Runbook") -> IndexedDocument:
-    blob_key = activities._blobs.put_json("default", {"title": title, "text": text})
+    blob_key = activities._blobs.put_json(TENANT, {"title": title, "text": text})
     ref = DocumentRef(tenant=TENANT, document_id="runbook", title=title, blob_key=blob_key)
     result: IndexedDocument = ActivityEnvironment().run(activities.index_document, ref)
     return result
