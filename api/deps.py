@@ -63,18 +63,8 @@ def _state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(_state)]
 
 
-def _temporal(state: State) -> Client:
-    return state.temporal
-
-
-def _settings(state: State) -> Settings:
-    return state.settings
-
-
 def _registry(state: State) -> SourceRegistry:
     return SourceRegistry(state.redis)
 
 
-TemporalClient = Annotated[Client, Depends(_temporal)]
-KeelSettings = Annotated[Settings, Depends(_settings)]
 Registry = Annotated[SourceRegistry, Depends(_registry)]

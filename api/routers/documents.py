@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, status
 
 from api.auth import Ingester, UploaderWithinRate
 from api.deps import State
-from api.identity_checks import check_document
+from api.request_checks import check_document
 from api.schemas import DOCUMENT_ID_PATTERN, DocumentAccepted, DocumentDeleted, DocumentIn, DocumentOut
 from keel.control import documents
 

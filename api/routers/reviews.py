@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.auth import Reviewer, ReviewerWithinRate
 from api.deps import State
-from api.identity_checks import same_principal
+from api.request_checks import same_principal
 from api.schemas import (
     NAME_PATTERN,
     ClaimIn,

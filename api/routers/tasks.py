@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from api.auth import Submitter, SubmitterWithinRate, TaskReader
 from api.deps import State
-from api.identity_checks import check_question, same_principal
+from api.request_checks import check_question, same_principal
 from api.schemas import TaskAccepted, TaskIn, TaskList, TaskOut, TaskStatusLiteral, TraceOut
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
