@@ -39,6 +39,7 @@ from keel.core.domain import (
     ReviewContextInput,
 )
 from keel.core.errors import FailureKind, failure
+from keel.core.faults import pause_if_asked
 from keel.core.injection import suspect_passages
 from keel.core.models import AnswerProvider, Generation, ModelError
 from keel.core.models.base import is_multi_hop
@@ -112,6 +113,7 @@ class AgentActivities:
 
     @activity.defn(name="agent.plan")
     def plan(self, inp: PlanInput) -> PlanOutput:
+        pause_if_asked("plan", self._settings.faults)
         with self._tracer.observe(_task_id(), _key("plan"), "plan", "chain", asdict(inp)) as obs:
             if not inp.question.strip():
                 raise failure(FailureKind.INVALID_INPUT, "the question is empty")
@@ -123,6 +125,7 @@ class AgentActivities:
     @permanent_errors()
     def retrieve(self, inp: RetrieveInput) -> RetrieveOutput:
         """The configured pipeline's first stage (and graph expansion) for every query, merged."""
+        pause_if_asked("retrieve", self._settings.faults)
         pipeline = self._pipeline
         with self._tracer.observe(_task_id(), _key("retrieve"), "retrieve", "retriever", asdict(inp)) as obs:
             per_query: list[list[ScoredChunk]] = []
@@ -143,6 +146,7 @@ class AgentActivities:
     @activity.defn(name="agent.rerank")
     @permanent_errors()
     def rerank(self, inp: RerankInput) -> RerankOutput:
+        pause_if_asked("rerank", self._settings.faults)
         reranker = self._retriever.active_reranker(self._pipeline)
         with self._tracer.observe(_task_id(), _key("rerank"), "rerank", "retriever", asdict(inp)) as obs:
             ranked = self._retriever.ranked(inp.tenant, inp.question, inp.candidates, self._pipeline)
@@ -155,6 +159,7 @@ class AgentActivities:
     @activity.defn(name="agent.generate")
     @permanent_errors()
     def generate(self, inp: GenerateInput) -> Draft:
+        pause_if_asked("generate", self._settings.faults)
         with self._tracer.observe(_task_id(), _key("generate"), "generate", "generation", asdict(inp)) as obs:
             passages = self._texts(inp.tenant, inp.passages)
             try:
@@ -204,6 +209,7 @@ class AgentActivities:
     def grade(self, inp: GradeInput) -> GradeOutput:
         """Score the draft's grounding, then decide (keel/core/decisions.py): another round,
         a reviewer, or neither."""
+        pause_if_asked("grade", self._settings.faults)
         agent = self._settings.agent
         with self._tracer.observe(_task_id(), _key("grade"), "grade", "evaluator", asdict(inp)) as obs:
             passages = self._texts(inp.tenant, inp.passages)
@@ -275,6 +281,7 @@ class AgentActivities:
 
     @activity.defn(name="agent.finalize")
     def finalize(self, inp: FinalizeInput) -> None:
+        pause_if_asked("finalize", self._settings.faults)
         result = inp.result
         task_id = _task_id()
         review = result.review

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ from ingestion.indexer import (
 )
 from keel.core.domain import DeleteDocument, DocumentRef, IndexedDocument
 from keel.core.errors import FailureKind, failure
+from keel.core.faults import pause_if_asked
 from keel.core.settings import Settings
 from keel.stores.blobs import BlobNotFoundError, BlobStore
+from retrieval.clean_text import clean_text
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.graph_store import GraphStore, Provenance
 from retrieval.types import SourceDocument, chunk_id_for
@@ -29,6 +32,10 @@ from retrieval.vector_store import VectorStore
 
 # Texts per encoder call between heartbeats: a few seconds of work on 2 cores.
 ENCODE_SLICE = 256
+# The fault point between a write's two stores (keel/core/faults.py): after stage, before commit.
+COMMIT_FAULT_STEP = "index_commit"
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,8 +90,10 @@ class IngestionActivities:
         Idempotent; returns whether there was anything to remove.
         """
         tenant, document_id = request.tenant, request.document_id
-        existed = self._graph.document(tenant, document_id) is not None or bool(
-            self._vectors.count(tenant, document_id)
+        existed = (
+            self._graph.document(tenant, document_id) is not None
+            or bool(self._vectors.count(tenant, document_id))
+            or bool(self._vectors.count(tenant, document_id, staged=True))
         )
         self.remove(tenant, document_id)
         return existed
@@ -113,7 +122,9 @@ class IngestionActivities:
         encoder batch for all of them (a sync passes a group of files: small files one by one
         would leave the encoder's batches half empty).
 
-        Idempotent: deterministic point ids, MERGE in the graph, stale chunks removed.
+        Idempotent: deterministic point ids, MERGE in the graph, stale chunks removed. Each
+        document is written all or nothing (`write_documents`); texts are cleaned first of the
+        characters a store refuses (`clean_text`), so bad bytes cannot fail a write.
         Returns one entry per text, in order: None for a text with nothing to index.
         `heartbeat` is called as the embedding, the slow part, goes: a caller whose heartbeats
         carry resume details passes its own.
@@ -122,6 +133,7 @@ class IngestionActivities:
         results: list[IndexedDocument | None] = [None] * len(texts)
         changed: list[tuple[int, int]] = []  # (position, chunks stored of an earlier version)
         known: dict[str, list[float]] = {}
+        texts = [_cleaned(tenant, item) for item in texts]
         stored_documents = self._graph.documents(tenant, [item.document_id for item in texts])
         for position, item in enumerate(texts):
             pieces = chunk_text(item.text, cfg.chunk_chars, cfg.chunk_overlap_chars)
@@ -129,10 +141,14 @@ class IngestionActivities:
                 continue
             version = content_version(item.title, item.text)
             stored = stored_documents.get(item.document_id)
-            # Counted even without a Document node: a crash between the two stores' writes
-            # leaves points only, which this write must replace.
+            # Readable chunks only (staged ones are a failed or unfinished write's leftovers),
+            # counted even without a Document node (points written before staging existed).
             stored_chunks = self._vectors.count(tenant, item.document_id)
-            if stored and stored.get("version") == version and stored_chunks == len(pieces):
+            if (
+                stored
+                and stored.get("version") == version
+                and self._published(tenant, item, version, len(pieces), stored_chunks)
+            ):
                 # Same text: no embedding, no write; only a new file hash (a re-saved file) is
                 # noted, so the next sync does not look at the file again.
                 if stored.get("file_hash") != item.provenance.file_hash and item.provenance.path:
@@ -157,7 +173,8 @@ class IngestionActivities:
             DocumentWrite(doc, stored_chunks, texts[position].provenance)
             for (position, stored_chunks), doc in zip(changed, prepared, strict=True)
         ]
-        removed = write_documents(tenant, writes, self._vectors, self._graph)
+        hold = functools.partial(pause_if_asked, COMMIT_FAULT_STEP, self._settings.faults)
+        removed = write_documents(tenant, writes, self._vectors, self._graph, before_commit=hold)
         for (position, _), doc, dropped in zip(changed, prepared, removed, strict=True):
             results[position] = IndexedDocument(
                 doc.document_id,
@@ -168,6 +185,13 @@ class IngestionActivities:
                 embedded_chunks=len(doc.records) - doc.reused_vectors,
             )
         return results
+
+    def _published(self, tenant: str, item: TextToIndex, version: str, chunks: int, readable: int) -> bool:
+        """Whether the committed version is also what search reads: exactly its chunks. After a
+        crash between the graph's commit and the publish, the readable chunks are the old version's."""
+        if readable != chunks:
+            return False
+        return self._vectors.count(tenant, item.document_id, version=version) == chunks
 
     def _encode_with_heartbeats(
         self, texts: Sequence[str], heartbeat: Callable[[], None]
@@ -188,3 +212,18 @@ class IngestionActivities:
         ids = [chunk_id_for(document_id, position) for position in range(count)]
         stored = self._vectors.get_chunks(tenant, ids, with_vectors=True)
         return {embedded_text(c.title, c.text): c.dense for c in stored if c.dense is not None}
+
+
+def _cleaned(tenant: str, item: TextToIndex) -> TextToIndex:
+    """The text and title without the characters a store refuses; what changed is logged."""
+    title, text = clean_text(item.title), clean_text(item.text)
+    if not (title.changed or text.changed):
+        return item
+    _log.warning(
+        "document %s (tenant %s): %d control characters removed, %d lone surrogates replaced",
+        item.document_id,
+        tenant,
+        title.dropped + text.dropped,
+        title.replaced + text.replaced,
+    )
+    return TextToIndex(item.document_id, title.text, text.text, item.provenance)

@@ -1,4 +1,5 @@
-"""The FastAPI application: routers per resource, and how each kind of failure is answered.
+"""The FastAPI application: routers per resource, how each kind of failure is answered
+(api/errors.py), and the API docs (/docs) served from a local package, never a CDN.
 
 Its clients come from `open_state` (keel/app/api_server.py builds them): the API builds none.
 """
@@ -7,17 +8,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from temporalio.service import RPCError, RPCStatusCode
+import fastapi_offline
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from api.body_limit import BodyLimit
 from api.deps import AppState
-from api.errors import status_of
+from api.errors import add_error_handlers
 from api.routers import audit, documents, health, keys, review_page, reviews, sources, tasks
-from keel.control.errors import ControlError, LimitError
-from retrieval.types import StoreUnavailableError
+
+# Swagger UI as files in a package (fastapi-offline's static folder): FastAPI's own /docs loads
+# it from a CDN, a blank page on a machine without internet. No /redoc: ReDoc's bundle fetches its
+# logo from cdn.redoc.ly whatever it is given, and no request may leave the building.
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+DOCS_ASSETS_URL = "/docs-assets"
 
 
 def create_app(
@@ -35,8 +43,14 @@ def create_app(
     app = FastAPI(
         title="Keel",
         version="0.1.0",
-        description="Agentic RAG tasks with durable human review, cited answers and per-step traces.",
+        description=(
+            "Agentic RAG tasks with durable human review, cited answers and per-step traces.\n\n"
+            "Every error answer has one shape, `ErrorOut`: `detail` says what went wrong; for a 422, "
+            "`errors` names each failing field. A 429 or 503 carries `Retry-After` (seconds)."
+        ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     # Outside the routes: a body is measured before any of it is parsed.
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
@@ -51,28 +65,21 @@ def create_app(
         review_page.router,
     ):
         app.include_router(router)
-
-    @app.exception_handler(ControlError)
-    async def refused(request: Request, err: ControlError) -> JSONResponse:
-        # Not found, a conflict with the resource's state, a request that cannot be done as asked,
-        # or a limit reached (with when to try again).
-        headers = {"Retry-After": str(err.retry_after_s)} if isinstance(err, LimitError) else None
-        return JSONResponse({"detail": str(err)}, status_code=status_of(err), headers=headers)
-
-    @app.exception_handler(RPCError)
-    async def temporal_unavailable(request: Request, err: RPCError) -> JSONResponse:
-        # The client did nothing wrong: Temporal is down or overloaded.
-        if err.status in (
-            RPCStatusCode.UNAVAILABLE,
-            RPCStatusCode.DEADLINE_EXCEEDED,
-            RPCStatusCode.RESOURCE_EXHAUSTED,
-        ):
-            return JSONResponse({"detail": f"Temporal is unavailable: {err.message}"}, status_code=503)
-        return JSONResponse({"detail": f"Temporal refused the request: {err.message}"}, status_code=502)
-
-    @app.exception_handler(StoreUnavailableError)
-    async def store_unavailable(request: Request, err: StoreUnavailableError) -> JSONResponse:
-        # As for Temporal: a store that is down is not the client's mistake, and may come back.
-        return JSONResponse({"detail": str(err)}, status_code=503)
-
+    add_error_handlers(app)
+    add_offline_docs(app)
     return app
+
+
+def add_offline_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI, its script and style served by the app itself."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+        )

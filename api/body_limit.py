@@ -8,8 +8,9 @@ as soon as it does.
 from __future__ import annotations
 
 from fastapi import HTTPException
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import error_response
 
 
 def too_large(limit: int) -> str:
@@ -27,7 +28,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self._max):
-            response = JSONResponse({"detail": too_large(self._max)}, status_code=413)
+            response = error_response(413, too_large(self._max))
             await response(scope, receive, send)
             return
         seen = 0

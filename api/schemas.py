@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
+from api.validation import CheckedIn, check_path
 from keel.core.review_queue import Show
 from keel.core.settings import check_patterns
 
 DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 MAX_DOCUMENT_CHARS = 2_000_000
+
+
+class FieldErrorOut(BaseModel):
+    loc: list[str | int] = Field(description='Where: "body", "query" or "path", then the field')
+    msg: str
+    type: str
+    input: str | None = Field(default=None, description="A short excerpt of the refused value")
+
+
+class ErrorOut(BaseModel):
+    """The body of every non-2xx answer."""
+
+    detail: str = Field(description="What went wrong, in words")
+    errors: list[FieldErrorOut] = Field(
+        default_factory=list, description="422: each failing field (the first 20); empty otherwise"
+    )
+
+
+# Long enough for any real one; short enough that a store, a log line or a path never gets a novel.
+MAX_ID_CHARS = 128
+MAX_PATH_CHARS = 4096
+MAX_GLOB_CHARS = 512
+MAX_GLOBS = 100
+Glob = Annotated[str, Field(max_length=MAX_GLOB_CHARS)]
 
 
 def _not_blank(value: str, what: str) -> str:
@@ -19,13 +44,18 @@ def _not_blank(value: str, what: str) -> str:
     return value
 
 
-class DocumentIn(BaseModel):
+class DocumentIn(CheckedIn):
+    free_text: ClassVar[frozenset[str]] = frozenset({"text"})
+
     id: str | None = Field(
         default=None, pattern=DOCUMENT_ID_PATTERN, description="Omit to derive one from the content"
     )
     title: str = Field(min_length=1, max_length=500)
     text: str = Field(min_length=1, max_length=MAX_DOCUMENT_CHARS)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Free labels: at most 200 items, 4 levels deep, strings of 2,000 characters",
+    )
 
     @field_validator("title", "text")
     @classmethod
@@ -66,12 +96,12 @@ def _person(value: str) -> str:
 ReviewerName = Annotated[str, Field(pattern=NAME_PATTERN), AfterValidator(_person)]
 
 
-class ReviewPolicyIn(BaseModel):
+class ReviewPolicyIn(CheckedIn):
     """This request's review checks, over the tenant's (omit a field: the tenant's value)."""
 
     grounding_threshold: float | None = Field(default=None, ge=0, le=1)
     max_cost: float | None = Field(default=None, ge=0, description="Review when the model cost is over this")
-    sensitive_patterns: list[str] | None = Field(
+    sensitive_patterns: list[Annotated[str, Field(max_length=1000)]] | None = Field(
         default=None, max_length=50, description="Regexes; a match in the answer sends it to review"
     )
 
@@ -81,7 +111,9 @@ class ReviewPolicyIn(BaseModel):
         return None if patterns is None else check_patterns(patterns)
 
 
-class TaskIn(BaseModel):
+class TaskIn(CheckedIn):
+    free_text: ClassVar[frozenset[str]] = frozenset({"question"})
+
     question: str = Field(min_length=1, max_length=4000)
     review: Literal["always", "never", "auto"] = "auto"
     requester: Annotated[str, AfterValidator(str.strip)] = Field(
@@ -199,7 +231,7 @@ class ReviewDetail(BaseModel):
     context_key: str = Field(description="Blob of the cited documents' text, for the reviewer page")
 
 
-class ClaimIn(BaseModel):
+class ClaimIn(CheckedIn):
     reviewer: ReviewerName | None = Field(
         default=None, description="The reviewer is the key's principal: omit this, or give that same name"
     )
@@ -212,15 +244,19 @@ class ClaimOut(BaseModel):
     round: int
 
 
-class ReviewIn(BaseModel):
+class ReviewIn(CheckedIn):
+    free_text: ClassVar[frozenset[str]] = frozenset({"reason", "answer", "instruction"})
+
     decision: Literal["approve", "reject", "edit", "request_changes"]
     reviewer: ReviewerName | None = Field(
         default=None, description="The reviewer is the key's principal: omit this, or give that same name"
     )
     reason: str | None = Field(default=None, max_length=4000)
     answer: str | None = Field(default=None, max_length=20_000)
-    citations: list[str] | None = Field(
-        default=None, description="edit: chunk ids of the draft's citations to keep (omit: all)"
+    citations: list[Annotated[str, Field(max_length=300)]] | None = Field(
+        default=None,
+        max_length=200,
+        description="edit: chunk ids of the draft's citations to keep (omit: all)",
     )
     instruction: str | None = Field(
         default=None, max_length=4000, description="request_changes: what the agent should change"
@@ -288,13 +324,24 @@ class TraceOut(BaseModel):
 # --- sources ------------------------------------------------------------------------------
 
 
-class SourceIn(BaseModel):
-    path: str = Field(min_length=1, description="A folder on the machine the workers run on")
-    id: str = Field(default="", description="Omit to use the folder's name")
-    every: str = Field(default="", description='Sync interval like "10m"; omit to sync only on demand')
-    include: list[str] = Field(default_factory=list, description="Globs of files to index; omit for all")
-    exclude: list[str] = Field(default_factory=list)
-    json_text_field: str = "text"
+class SourceIn(CheckedIn):
+    path: str = Field(
+        min_length=1, max_length=MAX_PATH_CHARS, description="A folder on the machine the workers run on"
+    )
+    id: str = Field(default="", max_length=MAX_ID_CHARS, description="Omit to use the folder's name")
+    every: str = Field(
+        default="", max_length=32, description='Sync interval like "10m"; omit to sync only on demand'
+    )
+    include: list[Glob] = Field(
+        default_factory=list, max_length=MAX_GLOBS, description="Globs of files to index; omit for all"
+    )
+    exclude: list[Glob] = Field(default_factory=list, max_length=MAX_GLOBS)
+    json_text_field: str = Field(default="text", max_length=200)
+
+    @field_validator("path")
+    @classmethod
+    def _path_fits(cls, path: str) -> str:
+        return check_path(path)
 
 
 class SyncOut(BaseModel):
@@ -349,7 +396,7 @@ class MeOut(BaseModel):
     key_id: str
 
 
-class KeyIn(BaseModel):
+class KeyIn(CheckedIn):
     name: str = Field(
         min_length=1, max_length=64, description="The principal: lower-case letters, digits, . _ @ -"
     )

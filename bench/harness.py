@@ -45,8 +45,9 @@ class Platform:
 async def start_platform(
     stack: AsyncExitStack, directory: Path, name: str, runtime: Runtime | None = None
 ) -> Platform:
-    """FalkorDB, the Temporal dev server (Keel's search attributes) and one in-process worker on
-    its own task queue (`bench-<name>-…`), all stopped by `stack`. `runtime`: the SDK's, by default."""
+    """FalkorDB, the Temporal dev server (Keel's search attributes) and one in-process worker
+    process's workers (agent tasks on `bench-<name>-…`, ingestion on its `-ingest` sibling), all
+    stopped by `stack`. `runtime`: the SDK's, by default."""
     host, port = "127.0.0.1", free_port()
     process = start_falkordb(directory / "falkordb", port, host)
     stack.callback(stop_process, process, 10)

@@ -250,7 +250,7 @@ async def sync(
         SourceSyncWorkflow.run,
         SyncRequest(TENANT, source_id),
         id=workflow_id,
-        task_queue=settings.temporal.task_queue,
+        task_queue=settings.temporal.ingest_queue,
     )
     wall = time.perf_counter() - started
     finished_at = time.time()

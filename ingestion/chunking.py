@@ -67,15 +67,17 @@ def _units(text: str) -> list[_Unit]:
 
 def _blocks(paragraph: str) -> list[str]:
     """Join wrapped lines, but keep headings and list items as blocks of their own."""
-    blocks: list[str] = []
+    # Lines are gathered and joined once: re-concatenating a growing block for every wrapped
+    # line costs the square of a long paragraph.
+    blocks: list[list[str]] = []
     for line in paragraph.split("\n"):
         if not line.strip():
             continue
         if blocks and not _BLOCK_START.match(line):
-            blocks[-1] = f"{blocks[-1]} {line.strip()}"
+            blocks[-1].append(line.strip())
         else:
-            blocks.append(line.strip())
-    return blocks
+            blocks.append([line.strip()])
+    return [" ".join(lines) for lines in blocks]
 
 
 def _fit(unit: _Unit, max_chars: int) -> list[_Unit]:

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import html
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ingestion.chunking import chunk_text
-from ingestion.entities import extract_entities, extract_relations
+from ingestion.entities import KnownNames, extract_entities, extract_relations
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.entity_names import entity_key
 from retrieval.graph_store import GraphChunk, GraphDocument, GraphRelation, GraphStore, Provenance
 from retrieval.types import ChunkRecord, SourceDocument, chunk_id_for
 from retrieval.vector_store import VectorStore
+
+_log = logging.getLogger(__name__)
 
 
 def content_version(title: str, text: str) -> str:
@@ -135,7 +138,7 @@ def prepare_documents(
         title_entities = extract_entities(doc.title.split("(")[0])
         # Names the whole document uses are known in each chunk: a chunk that opens with a
         # one-word name ("Palletview is owned by …") has no cue of its own.
-        doc_known = list(dict.fromkeys(title_entities + extract_entities(doc.text)))
+        doc_known = KnownNames(dict.fromkeys(title_entities + extract_entities(doc.text)))
         records: list[ChunkRecord] = []
         graph_chunks: list[GraphChunk] = []
         relations: dict[tuple[str, str, str], GraphRelation] = {}
@@ -182,7 +185,8 @@ def prepare_documents(
 def write_document(
     tenant: str, doc: PreparedDocument, vectors: VectorStore, graph: GraphStore, replacing: bool
 ) -> int:
-    """Upsert into both stores and drop the document's stale chunks; returns how many were dropped."""
+    """Write one document to both stores, all or nothing (`write_documents`); returns how many
+    stale chunks were dropped."""
     stored = vectors.count(tenant, doc.document_id) if replacing else 0
     [removed] = write_documents(tenant, [DocumentWrite(doc, stored)], vectors, graph)
     return removed
@@ -196,15 +200,53 @@ class DocumentWrite:
 
 
 def write_documents(
-    tenant: str, writes: Sequence[DocumentWrite], vectors: VectorStore, graph: GraphStore
+    tenant: str,
+    writes: Sequence[DocumentWrite],
+    vectors: VectorStore,
+    graph: GraphStore,
+    before_commit: Callable[[], None] | None = None,
 ) -> list[int]:
-    """`write_document` for many documents, their vectors in one upsert (one flush, not one each).
+    """Write documents to both stores, each all or nothing: stage, commit, publish.
 
-    Vectors go first: a crash before a document's graph write leaves its points without a
-    Document node, which the next attempt sees as a document to replace.
+    1. Stage: the new vectors go to Qdrant as staged points, which no search, lookup or count
+       sees. Both stores' refusals of the input come here or in step 2, before anything is
+       readable.
+    2. Commit: the graph write, whose last statement sets Document.version: the commit record.
+    3. Publish: the vectors are written again as the readable points (same ids as the old
+       version's, so each chunk is swapped in one upsert), the old version's tail is dropped
+       and the staged copies go.
+
+    Why staging rather than writing the readable points first and undoing them on failure:
+    an undo cannot run when the worker is SIGKILLed between the two stores' writes, and the
+    new version's chunks would stay searchable under the old graph. Staged points are
+    invisible whatever happens; a crash leaves at most invisible leftovers, which the retry
+    overwrites (deterministic ids per chunk and version) and its publish removes. A crash
+    after the commit leaves the previous version's points readable until the retry
+    publishes: the activity's skip test requires every readable chunk to carry the committed
+    version, so the retry never mistakes that state for done.
+
+    A failed graph write discards the staged points; the graph's version stays the old one
+    (set last). `before_commit` runs between stage and commit: the fault tests hold there.
     Returns, per write, how many stale chunks were dropped.
     """
-    vectors.upsert([record for write in writes for record in write.doc.records])
+    ids = [write.doc.document_id for write in writes]
+    records = [record for write in writes for record in write.doc.records]
+    vectors.stage(records)
+    try:
+        if before_commit is not None:
+            before_commit()
+        graph.upsert_documents(tenant, [graph_document(write.doc, write.provenance) for write in writes])
+    except BaseException:
+        _discard_quietly(tenant, ids, vectors)
+        raise
+    return _publish(tenant, writes, records, vectors)
+
+
+def _publish(
+    tenant: str, writes: Sequence[DocumentWrite], records: Sequence[ChunkRecord], vectors: VectorStore
+) -> list[int]:
+    """Make committed versions readable; idempotent, so a retry after a crash here converges."""
+    vectors.upsert(records)
     removed = []
     for write in writes:
         keep = [r.chunk_id for r in write.doc.records]
@@ -213,8 +255,17 @@ def write_documents(
         if dropped:
             vectors.delete_document(tenant, write.doc.document_id, keep_chunk_ids=keep)
         removed.append(dropped)
-    graph.upsert_documents(tenant, [graph_document(write.doc, write.provenance) for write in writes])
+    vectors.discard_staged(tenant, [write.doc.document_id for write in writes])
     return removed
+
+
+def _discard_quietly(tenant: str, document_ids: Sequence[str], vectors: VectorStore) -> None:
+    """Drop staged points after a failed commit. Best effort: the failure that got us here is
+    the one to report, and staged points left behind are invisible and overwritten later."""
+    try:
+        vectors.discard_staged(tenant, document_ids)
+    except Exception:
+        _log.warning("staged points of %s left behind after a failed write", document_ids, exc_info=True)
 
 
 def graph_document(doc: PreparedDocument, provenance: Provenance | None = None) -> GraphDocument:

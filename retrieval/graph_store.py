@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from keel.core.settings import url_without_password
+from retrieval.clean_text import unsafe_character
 from retrieval.entity_names import canonical_name, merge_reason
 from retrieval.types import (
     InvalidRequestError,
@@ -314,12 +315,14 @@ class GraphStore:
     def _run(
         self, tenant: str, what: str, cypher: str, params: dict[str, Any] | None = None
     ) -> list[list[Any]]:
+        _check_params(what, params)
         with self._errors(what, tenant):
             return list(self._db.select_graph(self.graph_name(tenant)).query(cypher, params).result_set)
 
     def _read(
         self, tenant: str, what: str, cypher: str, params: dict[str, Any] | None = None
     ) -> list[list[Any]]:
+        _check_params(what, params)
         name = self.graph_name(tenant)
         with self._errors(what, tenant):
             # A read must not create the tenant's graph (any GRAPH.QUERY on a missing key would).
@@ -379,10 +382,12 @@ class GraphStore:
             _check_document(document.document_id, document.chunks, document.relations)
         if not documents:
             return
-        self.ensure_indexes(tenant)
         what = f"upsert of document {ids[0]!r}" if len(ids) == 1 else f"upsert of {len(ids)} documents"
-        old_keys = [row[0] for row in self._run(tenant, what, DOCUMENT_ENTITY_KEYS, {"docs": ids})]
         rows = _WriteRows.of(documents)
+        # Every row checked before the first statement: a refusal must not leave half a write.
+        _check_params(what, rows.__dict__)
+        self.ensure_indexes(tenant)
+        old_keys = [row[0] for row in self._run(tenant, what, DOCUMENT_ENTITY_KEYS, {"docs": ids})]
         # Statements with nothing to write are skipped: each is a round trip.
         self._run(tenant, what, MERGE_DOCUMENTS, {"docs": rows.documents})
         self._run(tenant, what, DELETE_STALE_CHUNKS, {"docs": rows.documents})
@@ -613,6 +618,20 @@ def _settlements(rows: list[list[Any]]) -> list[dict[str, Any]]:
                 {"key": key, "name": canonical, "forms": forms, "matches": [reasons[f] for f in forms]}
             )
     return settlements
+
+
+def _check_params(what: str, params: Any) -> None:
+    """Refuse, as bad input, a string FalkorDB cannot take: a NUL cuts the query short (a syntax
+    error that every retry repeats) and a lone surrogate cannot be encoded at all."""
+    if isinstance(params, str):
+        if bad := unsafe_character(params):
+            raise InvalidRequestError(f"falkordb: {what}: a parameter holds {bad}: {params[:40]!r}")
+    elif isinstance(params, dict):
+        for value in params.values():
+            _check_params(what, value)
+    elif isinstance(params, list | tuple):
+        for value in params:
+            _check_params(what, value)
 
 
 def _check_document(

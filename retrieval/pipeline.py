@@ -16,6 +16,7 @@ import numpy as np
 
 from keel.core.chunks import ScoredChunk
 from keel.core.pipelines import Pipeline, RetrievalParams
+from retrieval.clean_text import clean_text
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.entity_names import entity_key
 from retrieval.feedback import QueryAdapter
@@ -81,7 +82,12 @@ class Retriever:
         return found
 
     def candidates(self, tenant: str, query: str, pipeline: Pipeline) -> Retrieval:
-        """Search with the pipeline's retrievers, fuse, and expand over the graph; all candidates."""
+        """Search with the pipeline's retrievers, fuse, and expand over the graph; all candidates.
+
+        The query is cleaned first (`clean_text`): a NUL or a lone surrogate in a question
+        would otherwise reach FalkorDB's entity lookups and be refused on every retry.
+        """
+        query = clean_text(query).text
         if not query.strip():
             raise InvalidRequestError("the query is empty")
         if pipeline.graph and self._graph is None:

@@ -17,6 +17,8 @@ from retrieval.vector_store import (
     DENSE,
     INDEXED_KEYWORDS,
     SPARSE,
+    STAGED,
+    STATE,
     check_chunks,
     check_query,
     check_sparse,
@@ -24,6 +26,7 @@ from retrieval.vector_store import (
     in_input_order,
     payload_of,
     scored_chunk,
+    staged_point_id,
 )
 
 
@@ -86,6 +89,27 @@ class QdrantEdgeStore:
             shard.update(qe.UpdateOperation.upsert_points(points))
             shard.flush()
 
+    def stage(self, chunks: Sequence[ChunkRecord]) -> None:
+        check_chunks(chunks, self._dimension)
+        if not chunks:
+            return
+        points = [qe.Point(staged_point_id(c), _vectors(c), payload_of(c, staged=True)) for c in chunks]
+        with self._shard_call(f"stage of {len(points)} chunks") as shard:
+            shard.update(qe.UpdateOperation.upsert_points(points))
+            shard.flush()
+
+    def discard_staged(self, tenant: str, document_ids: Collection[str]) -> None:
+        if not document_ids:
+            return
+        flt = qe.Filter(
+            must=[*_tenant(tenant), _match_any("document_id", list(document_ids)), _match(STATE, STAGED)]
+        )
+        with self._shard_call(
+            f"discard of staged chunks of {len(document_ids)} documents (tenant {tenant!r})"
+        ) as shard:
+            shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+            shard.flush()
+
     def delete_document(self, tenant: str, document_id: str, keep_chunk_ids: Collection[str] = ()) -> None:
         must_not: list[Any] | None = (
             [_match_any("chunk_id", list(keep_chunk_ids))] if keep_chunk_ids else None
@@ -121,7 +145,7 @@ class QdrantEdgeStore:
         check_sparse(sparse, "sparse query")
         if prefetch_k < k:
             raise InvalidRequestError(f"prefetch_k ({prefetch_k}) must be at least k ({k})")
-        flt = qe.Filter(must=_tenant(tenant))
+        flt = _readable(tenant)
         prefetches = [
             qe.Prefetch(limit=prefetch_k, query=qe.Query.Nearest(list(dense), using=DENSE), filter=flt)
         ]
@@ -137,7 +161,7 @@ class QdrantEdgeStore:
             limit=k,
             query=query,
             prefetches=prefetches,
-            filter=qe.Filter(must=_tenant(tenant)),
+            filter=_readable(tenant),
             with_payload=True,
             with_vector=False,
         )
@@ -151,7 +175,7 @@ class QdrantEdgeStore:
         check_query(tenant, 1)
         if not chunk_ids:
             return []
-        flt = qe.Filter(must=[*_tenant(tenant), _match_any("chunk_id", list(chunk_ids))])
+        flt = _readable(tenant, [_match_any("chunk_id", list(chunk_ids))])
         vectors: bool | list[str] = ["dense"] if with_vectors else False
         request = qe.ScrollRequest(limit=len(chunk_ids), filter=flt, with_payload=True, with_vector=vectors)
         with self._shard_call(f"get of {len(chunk_ids)} chunks (tenant {tenant!r})") as shard:
@@ -160,12 +184,21 @@ class QdrantEdgeStore:
             chunk_ids, [scored_chunk(r.payload, 0.0, "", dense_of(r.vector)) for r in records]
         )
 
-    def count(self, tenant: str, document_id: str | None = None) -> int:
-        must = _tenant(tenant)
+    def count(
+        self, tenant: str, document_id: str | None = None, version: str | None = None, staged: bool = False
+    ) -> int:
+        must = []
         if document_id is not None:
             must.append(_match("document_id", document_id))
+        if version is not None:
+            must.append(_match("version", version))
+        flt = (
+            qe.Filter(must=[*_tenant(tenant), _match(STATE, STAGED), *must])
+            if staged
+            else _readable(tenant, must)
+        )
         with self._shard_call(f"count (tenant {tenant!r})") as shard:
-            return int(shard.count(qe.CountRequest(exact=True, filter=qe.Filter(must=must))))
+            return int(shard.count(qe.CountRequest(exact=True, filter=flt)))
 
     def optimize(self) -> None:
         """Build the HNSW and sparse indexes now (otherwise searches are exact scans)."""
@@ -185,6 +218,11 @@ class QdrantEdgeStore:
 def _tenant(tenant: str) -> list[Any]:
     check_query(tenant, 1)
     return [_match("tenant", tenant)]
+
+
+def _readable(tenant: str, must: list[Any] | None = None) -> qe.Filter:
+    """The tenant's points that reads see: all but the staged ones."""
+    return qe.Filter(must=[*_tenant(tenant), *(must or [])], must_not=[_match(STATE, STAGED)])
 
 
 def _match(key: str, value: str) -> qe.FieldCondition:

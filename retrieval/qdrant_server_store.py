@@ -24,6 +24,8 @@ from retrieval.vector_store import (
     DENSE,
     INDEXED_KEYWORDS,
     SPARSE,
+    STAGED,
+    STATE,
     check_chunks,
     check_query,
     check_sparse,
@@ -31,6 +33,7 @@ from retrieval.vector_store import (
     in_input_order,
     payload_of,
     scored_chunk,
+    staged_point_id,
 )
 
 
@@ -98,6 +101,28 @@ class QdrantServerStore:
             # wait=True: acknowledged means applied, so a crash after return loses nothing.
             self._client.upsert(self._collection, points=points, wait=True)
 
+    def stage(self, chunks: Sequence[ChunkRecord]) -> None:
+        check_chunks(chunks, self._dimension)
+        if not chunks:
+            return
+        points = [
+            models.PointStruct(id=staged_point_id(c), vector=_vectors(c), payload=payload_of(c, staged=True))
+            for c in chunks
+        ]
+        with self._errors(f"stage of {len(points)} chunks"):
+            self._client.upsert(self._collection, points=points, wait=True)
+
+    def discard_staged(self, tenant: str, document_ids: Collection[str]) -> None:
+        if not document_ids:
+            return
+        flt = models.Filter(
+            must=[*_tenant(tenant), _match_any("document_id", list(document_ids)), _match(STATE, STAGED)]
+        )
+        with self._errors(f"discard of staged chunks of {len(document_ids)} documents (tenant {tenant!r})"):
+            self._client.delete(
+                self._collection, points_selector=models.FilterSelector(filter=flt), wait=True
+            )
+
     def delete_document(self, tenant: str, document_id: str, keep_chunk_ids: Collection[str] = ()) -> None:
         must_not: list[models.Condition] | None = (
             [_match_any("chunk_id", list(keep_chunk_ids))] if keep_chunk_ids else None
@@ -132,7 +157,7 @@ class QdrantServerStore:
         check_sparse(sparse, "sparse query")
         if prefetch_k < k:
             raise InvalidRequestError(f"prefetch_k ({prefetch_k}) must be at least k ({k})")
-        flt = models.Filter(must=_tenant(tenant))
+        flt = _readable(tenant)
         prefetch = [models.Prefetch(query=list(dense), using=DENSE, filter=flt, limit=prefetch_k)]
         if sparse.indices:
             prefetch.append(
@@ -145,7 +170,7 @@ class QdrantServerStore:
         with self._errors(f"{source} search (tenant {tenant!r})"):
             response = self._client.query_points(
                 self._collection,
-                query_filter=models.Filter(must=_tenant(tenant)),
+                query_filter=_readable(tenant),
                 limit=k,
                 with_payload=True,
                 with_vectors=False,
@@ -159,7 +184,7 @@ class QdrantServerStore:
         check_query(tenant, 1)
         if not chunk_ids:
             return []
-        flt = models.Filter(must=[*_tenant(tenant), _match_any("chunk_id", list(chunk_ids))])
+        flt = _readable(tenant, [_match_any("chunk_id", list(chunk_ids))])
         with self._errors(f"get of {len(chunk_ids)} chunks (tenant {tenant!r})"):
             records, _ = self._client.scroll(
                 self._collection,
@@ -172,14 +197,21 @@ class QdrantServerStore:
             chunk_ids, [scored_chunk(r.payload, 0.0, "", dense_of(r.vector)) for r in records]
         )
 
-    def count(self, tenant: str, document_id: str | None = None) -> int:
-        must = _tenant(tenant)
+    def count(
+        self, tenant: str, document_id: str | None = None, version: str | None = None, staged: bool = False
+    ) -> int:
+        must: list[models.Condition] = []
         if document_id is not None:
             must.append(_match("document_id", document_id))
+        if version is not None:
+            must.append(_match("version", version))
+        flt = (
+            models.Filter(must=[*_tenant(tenant), _match(STATE, STAGED), *must])
+            if staged
+            else _readable(tenant, must)
+        )
         with self._errors(f"count (tenant {tenant!r})"):
-            return self._client.count(
-                self._collection, count_filter=models.Filter(must=must), exact=True
-            ).count
+            return self._client.count(self._collection, count_filter=flt, exact=True).count
 
     def close(self) -> None:
         with self._errors("close"):
@@ -189,6 +221,11 @@ class QdrantServerStore:
 def _tenant(tenant: str) -> list[models.Condition]:
     check_query(tenant, 1)
     return [_match("tenant", tenant)]
+
+
+def _readable(tenant: str, must: list[models.Condition] | None = None) -> models.Filter:
+    """The tenant's points that reads see: all but the staged ones."""
+    return models.Filter(must=[*_tenant(tenant), *(must or [])], must_not=[_match(STATE, STAGED)])
 
 
 def _match(key: str, value: str) -> models.FieldCondition:

@@ -6,13 +6,17 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from keel.core.chunks import ScoredChunk
-from retrieval.types import ChunkRecord, InvalidRequestError, SparseVec, validate_tenant
+from retrieval.clean_text import unsafe_character
+from retrieval.types import ChunkRecord, InvalidRequestError, SparseVec, point_id, validate_tenant
 
 DENSE = "dense"
 SPARSE = "bm25"
 DEFAULT_DIMENSION = 384  # all-MiniLM-L6-v2
-# Keyword payload indexes: tenant (is_tenant), plus the two fields deletes and lookups filter on.
-INDEXED_KEYWORDS = ("tenant", "document_id", "chunk_id")
+# A staged point carries STATE = STAGED: written, but not part of any read until published.
+STATE = "state"
+STAGED = "staged"
+# Keyword payload indexes: tenant (is_tenant), plus the fields deletes, lookups and reads filter on.
+INDEXED_KEYWORDS = ("tenant", "document_id", "chunk_id", STATE)
 
 
 class VectorStore(Protocol):
@@ -20,6 +24,19 @@ class VectorStore(Protocol):
 
     def upsert(self, chunks: Sequence[ChunkRecord]) -> None:
         """Insert or overwrite chunks (point id from tenant + chunk_id); durable on return."""
+        ...
+
+    def stage(self, chunks: Sequence[ChunkRecord]) -> None:
+        """Write chunks that no read sees (searches, `get_chunks`, `count` without `staged`):
+        a version's vectors, stored and accepted by the store before the version is committed.
+
+        Point ids come from tenant + chunk_id + version, apart from the published points, so
+        a retry overwrites its own staged points and never hides a published one. Durable on return.
+        """
+        ...
+
+    def discard_staged(self, tenant: str, document_ids: Collection[str]) -> None:
+        """Remove the documents' staged chunks (of any version); durable on return."""
         ...
 
     def delete_document(self, tenant: str, document_id: str, keep_chunk_ids: Collection[str] = ()) -> None:
@@ -52,8 +69,11 @@ class VectorStore(Protocol):
         """Chunks by id, in input order, score 0; ids not stored are skipped. `with_vectors` fills `dense`."""
         ...
 
-    def count(self, tenant: str, document_id: str | None = None) -> int:
-        """Number of the tenant's chunks, or of one document's."""
+    def count(
+        self, tenant: str, document_id: str | None = None, version: str | None = None, staged: bool = False
+    ) -> int:
+        """Number of the tenant's chunks, or of one document's, or of one version of it;
+        the readable ones, or with `staged` the staged ones."""
         ...
 
     def close(self) -> None:
@@ -61,8 +81,9 @@ class VectorStore(Protocol):
         ...
 
 
-def payload_of(chunk: ChunkRecord) -> dict[str, Any]:
+def payload_of(chunk: ChunkRecord, staged: bool = False) -> dict[str, Any]:
     return {
+        **({STATE: STAGED} if staged else {}),
         "tenant": chunk.tenant,
         "document_id": chunk.document_id,
         "chunk_id": chunk.chunk_id,
@@ -85,6 +106,17 @@ def check_chunks(chunks: Sequence[ChunkRecord], dimension: int) -> None:
                 f"store expects {dimension}"
             )
         check_sparse(chunk.sparse, f"chunk {chunk.chunk_id!r}")
+        for name in ("tenant", "document_id", "chunk_id", "title", "text", "version"):
+            # Refused here, as bad input: in the engine it would be a bare error, retried in vain.
+            if bad := unsafe_character(getattr(chunk, name)):
+                raise InvalidRequestError(
+                    f"chunk {chunk.chunk_id!r}: {name} holds {bad} (clean the text first)"
+                )
+
+
+def staged_point_id(chunk: ChunkRecord) -> str:
+    """Where `stage` writes a chunk: apart from its published point, one place per version."""
+    return point_id(chunk.tenant, f"{chunk.chunk_id}@{chunk.version}")
 
 
 def check_sparse(vector: SparseVec, what: str) -> None:

@@ -7,21 +7,24 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import AfterValidator
 
 from api.auth import Auditor
 from api.deps import State
+from api.errors import AUTHENTICATED, responses
 from api.schemas import AuditEntryOut, AuditOut
+from api.validation import plain
 from keel.stores.audit import AuditLog
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=responses(*AUTHENTICATED))
 
 
 @router.get("", response_model=AuditOut)
 async def audit(
     caller: Auditor,
     state: State,
-    task_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    reviewer: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    task_id: Annotated[str | None, Query(min_length=1, max_length=64), AfterValidator(plain)] = None,
+    reviewer: Annotated[str | None, Query(min_length=1, max_length=200), AfterValidator(plain)] = None,
 ) -> AuditOut:
     """Every decision on a task (`task_id`) or by a person (`reviewer`, a principal's name) of the
     caller's tenant, oldest first.

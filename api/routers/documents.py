@@ -8,11 +8,13 @@ from fastapi import APIRouter, HTTPException, status
 
 from api.auth import Ingester, UploaderWithinRate
 from api.deps import State
+from api.errors import AUTHENTICATED, responses
 from api.request_checks import check_document
 from api.schemas import DOCUMENT_ID_PATTERN, DocumentAccepted, DocumentDeleted, DocumentIn, DocumentOut
+from api.validation import PathId
 from keel.control import documents
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"])
+router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=responses(*AUTHENTICATED, 502))
 
 
 def _not_found(document_id: str) -> HTTPException:
@@ -28,7 +30,7 @@ async def upload_document(body: DocumentIn, caller: UploaderWithinRate, state: S
         state.temporal,
         state.blobs,
         caller.tenant,
-        state.settings.temporal.task_queue,
+        state.settings.temporal.ingest_queue,
         document_id,
         body.title,
         body.text,
@@ -37,8 +39,8 @@ async def upload_document(body: DocumentIn, caller: UploaderWithinRate, state: S
     return DocumentAccepted(id=document_id, ingestion_id=ingestion_id)
 
 
-@router.get("/{document_id}", response_model=DocumentOut)
-async def get_document(document_id: str, caller: Ingester, state: State) -> DocumentOut:
+@router.get("/{document_id}", response_model=DocumentOut, responses=responses(404))
+async def get_document(document_id: PathId, caller: Ingester, state: State) -> DocumentOut:
     if not re.match(DOCUMENT_ID_PATTERN, document_id):
         raise _not_found(document_id)
     found = await documents.document_status(state.temporal, caller.tenant, document_id)
@@ -53,8 +55,8 @@ async def get_document(document_id: str, caller: Ingester, state: State) -> Docu
     )
 
 
-@router.delete("/{document_id}", response_model=DocumentDeleted)
-async def delete_document(document_id: str, caller: Ingester, state: State) -> DocumentDeleted:
+@router.delete("/{document_id}", response_model=DocumentDeleted, responses=responses(404))
+async def delete_document(document_id: PathId, caller: Ingester, state: State) -> DocumentDeleted:
     """Remove the document from both stores now, with the entities only it mentioned.
 
     A document that came from a registered source comes back at the next sync while its file
@@ -62,5 +64,5 @@ async def delete_document(document_id: str, caller: Ingester, state: State) -> D
     """
     if not re.match(DOCUMENT_ID_PATTERN, document_id):
         raise _not_found(document_id)
-    await documents.delete(state.temporal, caller.tenant, state.settings.temporal.task_queue, document_id)
+    await documents.delete(state.temporal, caller.tenant, state.settings.temporal.ingest_queue, document_id)
     return DocumentDeleted(id=document_id, deleted=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -11,8 +12,9 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
-from api.deps import State
+from api.deps import AppState, State
 from keel.core.pipelines import pipeline_named
+from keel.core.settings import Settings
 from retrieval.factories import reranker_name
 
 router = APIRouter(tags=["health"])
@@ -23,21 +25,76 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+TASK_TYPES = {
+    "workflow": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    "activity": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+}
+
+
+def watched_task_queues(settings: Settings) -> list[str]:
+    """The task queues a worker must poll for Keel to be ready: agent tasks, and ingestion."""
+    return [settings.temporal.task_queue, settings.temporal.ingest_queue]
+
+
+@dataclass(frozen=True)
+class PollerSeen:
+    identity: str  # the worker process ("pid@host"), the same on every queue it polls
+    last_access: datetime
+
+
+def unpolled(listings: dict[tuple[str, str], list[PollerSeen]], now: datetime, window_s: float) -> list[str]:
+    """What no live worker polls, one message per (task queue, task type) of `listings`.
+
+    A worker is live if it polled any of the listed queues within `window_s`: Temporal keeps a
+    dead worker's pollers listed for minutes, so being listed proves nothing; and a worker whose
+    activity slots are all busy stops polling activities for as long as they run (seen here), yet
+    keeps polling workflow tasks, so one fresh poll vouches for the whole process.
+    """
+    live = {
+        poller.identity
+        for pollers in listings.values()
+        for poller in pollers
+        if (now - poller.last_access).total_seconds() <= window_s
+    }
+    return [
+        f"no worker has polled task queue {queue} ({kind} tasks) in {window_s:g} s"
+        for (queue, kind), pollers in listings.items()
+        if not any(poller.identity in live for poller in pollers)
+    ]
+
+
+async def _pollers(state: AppState, queue: str, kind: str) -> list[PollerSeen]:
+    response = await state.temporal.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=state.settings.temporal.namespace,
+            task_queue=TaskQueue(name=queue),
+            task_queue_type=TASK_TYPES[kind],
+        ),
+        timeout=timedelta(seconds=3),
+    )
+    return [PollerSeen(p.identity, p.last_access_time.ToDatetime(UTC)) for p in response.pollers]
+
+
+async def worker_check(state: AppState) -> str:
+    """ "ok", or what no live worker polls. Raises when Temporal does not answer."""
+    wanted = [(queue, kind) for queue in watched_task_queues(state.settings) for kind in TASK_TYPES]
+    found = await asyncio.gather(*(_pollers(state, queue, kind) for queue, kind in wanted))
+    # Temporal stamps last_access_time with its own clock: this assumes the two clocks agree to
+    # well within the window (NTP does).
+    missing = unpolled(
+        dict(zip(wanted, found, strict=True)), datetime.now(UTC), state.settings.api.worker_liveness_s
+    )
+    return "; ".join(missing) or "ok"
+
+
 @router.get("/readyz")
 async def readyz(state: State) -> JSONResponse:
-    """Ready when Temporal answers, the graph store answers, and a worker polls the task queue."""
+    """Ready when Temporal answers, the graph store answers, and a live worker polls every task
+    queue (recently: see `unpolled`)."""
     checks: dict[str, str] = {}
     try:
-        response = await state.temporal.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace=state.settings.temporal.namespace,
-                task_queue=TaskQueue(name=state.settings.temporal.task_queue),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-            ),
-            timeout=timedelta(seconds=3),
-        )
-        checks["temporal"] = "ok"
-        checks["worker"] = "ok" if response.pollers else "no worker polling the task queue"
+        worker = await worker_check(state)
+        checks["temporal"], checks["worker"] = "ok", worker
     except Exception as err:
         checks["temporal"] = f"unreachable: {err}"
     try:

@@ -9,11 +9,13 @@ from fastapi import APIRouter, HTTPException, status
 
 from api.auth import Admin, Caller
 from api.deps import State
+from api.errors import AUTHENTICATED, responses
 from api.schemas import KeyCreated, KeyIn, KeyList, KeyOut, MeOut
+from api.validation import PathId
 from keel.core.identity import parse_roles
 from keel.stores.keys import KEY_ID, KeyNotFoundError, KeyRecord
 
-router = APIRouter(tags=["keys"])
+router = APIRouter(tags=["keys"], responses=responses(*AUTHENTICATED))
 
 
 def _view(record: KeyRecord) -> KeyOut:
@@ -51,8 +53,8 @@ async def list_keys(caller: Admin, state: State) -> KeyList:
     return KeyList(keys=[_view(record) for record in records])
 
 
-@router.delete("/v1/keys/{key_id}", response_model=KeyOut)
-async def revoke_key(key_id: str, caller: Admin, state: State) -> KeyOut:
+@router.delete("/v1/keys/{key_id}", response_model=KeyOut, responses=responses(404))
+async def revoke_key(key_id: PathId, caller: Admin, state: State) -> KeyOut:
     """Revoke a key of the tenant: it stops working at once, sign-in sessions made with it too."""
     try:
         if not KEY_ID.match(key_id):

@@ -13,11 +13,13 @@ from fastapi import APIRouter, HTTPException, status
 
 from api.auth import Admin, Ingester
 from api.deps import Registry, State
+from api.errors import AUTHENTICATED, responses
 from api.schemas import SourceIn, SourceOut, SyncOut, SyncStarted
+from api.validation import PathId
 from keel.control.sources import confined, new_spec, register, start_sync
 from keel.stores.sources import SourceNotFoundError, SourceRegistry, SourceSpec, index_lag_s
 
-router = APIRouter(prefix="/v1/sources", tags=["sources"])
+router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=responses(*AUTHENTICATED, 502))
 
 
 def _view(registry: SourceRegistry, spec: SourceSpec) -> SourceOut:
@@ -64,7 +66,7 @@ async def add_source(body: SourceIn, caller: Admin, state: State, registry: Regi
         body.exclude,
         body.json_text_field,
     )
-    await register(state.temporal, registry, spec, state.settings.temporal.task_queue)
+    await register(state.temporal, registry, spec, state.settings.temporal.ingest_queue)
     return await asyncio.to_thread(_view, registry, spec)
 
 
@@ -74,16 +76,21 @@ def list_sources(caller: Ingester, registry: Registry) -> list[SourceOut]:
     return [_view(registry, spec) for spec in registry.list(caller.tenant)]
 
 
-@router.get("/{source_id}", response_model=SourceOut)
-def get_source(source_id: str, caller: Ingester, registry: Registry) -> SourceOut:
+@router.get("/{source_id}", response_model=SourceOut, responses=responses(404))
+def get_source(source_id: PathId, caller: Ingester, registry: Registry) -> SourceOut:
     """The source with its last sync; while one runs, its counts so far, pace and ETA."""
     return _view(registry, _spec(registry, caller.tenant, source_id))
 
 
-@router.post("/{source_id}/sync", status_code=status.HTTP_202_ACCEPTED, response_model=SyncStarted)
-async def sync_source(source_id: str, caller: Ingester, state: State, registry: Registry) -> SyncStarted:
+@router.post(
+    "/{source_id}/sync",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SyncStarted,
+    responses=responses(404),
+)
+async def sync_source(source_id: PathId, caller: Ingester, state: State, registry: Registry) -> SyncStarted:
     """Sync now; a sync of this source already running is joined, not doubled."""
     handle = await start_sync(
-        state.temporal, registry, caller.tenant, source_id, state.settings.temporal.task_queue
+        state.temporal, registry, caller.tenant, source_id, state.settings.temporal.ingest_queue
     )
     return SyncStarted(source_id=source_id, workflow_id=handle.id, run_id=handle.result_run_id or "")

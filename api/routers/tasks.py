@@ -6,10 +6,12 @@ from fastapi import APIRouter, Query, status
 
 from api.auth import Submitter, SubmitterWithinRate, TaskReader
 from api.deps import State
+from api.errors import AUTHENTICATED, responses
 from api.request_checks import check_question, same_principal
 from api.schemas import TaskAccepted, TaskIn, TaskList, TaskOut, TaskStatusLiteral, TraceOut
+from api.validation import PathId
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"], responses=responses(*AUTHENTICATED, 502))
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=TaskAccepted)
@@ -30,16 +32,21 @@ async def list_tasks(
     return TaskList(tasks=await state.tasks(caller).list_tasks(task_status, limit))
 
 
-@router.get("/{task_id}", response_model=TaskOut)
-async def get_task(task_id: str, caller: TaskReader, state: State) -> TaskOut:
+@router.get("/{task_id}", response_model=TaskOut, responses=responses(404))
+async def get_task(task_id: PathId, caller: TaskReader, state: State) -> TaskOut:
     return await state.tasks(caller).get(task_id)
 
 
-@router.post("/{task_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=TaskOut)
-async def cancel_task(task_id: str, caller: Submitter, state: State) -> TaskOut:
+@router.post(
+    "/{task_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TaskOut,
+    responses=responses(404, 409),
+)
+async def cancel_task(task_id: PathId, caller: Submitter, state: State) -> TaskOut:
     return await state.tasks(caller).cancel(task_id)
 
 
-@router.get("/{task_id}/trace", response_model=TraceOut)
-async def get_trace(task_id: str, caller: TaskReader, state: State) -> TraceOut:
+@router.get("/{task_id}/trace", response_model=TraceOut, responses=responses(404))
+async def get_trace(task_id: PathId, caller: TaskReader, state: State) -> TraceOut:
     return await state.tasks(caller).trace(task_id)

@@ -34,14 +34,24 @@ def up(
 
 
 @app.command()
-def worker() -> None:
-    """Run one worker (Qdrant Edge in-process) against the configured Temporal."""
-    from keel.app.worker import run_worker
+def worker(
+    role: str = typer.Option(
+        "all",
+        "--role",
+        help="all: agent tasks and ingestion; agent or ingest: that queue only (scaled out, "
+        "ingestion then runs on workers of its own).",
+    ),
+) -> None:
+    """Run a worker process (Qdrant Edge in-process) against the configured Temporal."""
+    from keel.app.worker import ROLES, run_worker
     from keel.control.temporal import TemporalUnavailableError
 
+    if role not in ROLES:
+        typer.echo(f"keel worker: --role {role!r}: expected one of {', '.join(ROLES)}", err=True)
+        raise typer.Exit(2)
     setup_logging()
     try:
-        asyncio.run(run_worker(load_settings()))
+        asyncio.run(run_worker(load_settings(), role=role))
     except TemporalUnavailableError as err:
         typer.echo(f"keel worker: {err}", err=True)
         raise typer.Exit(1) from err
@@ -111,7 +121,7 @@ async def _ingest(settings: Settings, path: Path, source_id: str, wait: bool) ->
             typer.echo(f"keel ingest: source {spec.source_id!r} is {other}; pass another --id", err=True)
             return 2
         if known is None:
-            await register(client, registry, spec, settings.temporal.task_queue)
+            await register(client, registry, spec, settings.temporal.ingest_queue)
             typer.echo(f"source {spec.source_id}: {path.resolve()} (keel sources list)")
         return await run_sync(settings, spec.source_id, wait, command="keel ingest")
     except TemporalUnavailableError as err:

@@ -15,8 +15,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 
 import redis
 
@@ -72,38 +75,90 @@ def port_in_use(host: str, port: int) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class RestartDecision:
+    """What to do about one crash: restart at `restart_at` (a clock reading); `crash_loop` when the
+    service crashed `crashes` times within the policy's window."""
+
+    restart_at: float
+    delay_s: float
+    crashes: int
+    crash_loop: bool
+
+
+@dataclass
+class RestartPolicy:
+    """When to restart a crashed service: exponential backoff, and a crash loop counted in a sliding
+    window. Pure: the caller passes the clock's reading, so tests need no processes and no waiting."""
+
+    first_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+    # Up this long, a service is healthy again: its next crash restarts after `first_delay_s`.
+    stable_after_s: float = 120.0
+    # This many crashes within the window is a loop: retried at `max_delay_s` and reported loudly.
+    loop_crashes: int = 5
+    loop_window_s: float = 600.0
+    _next_delay_s: float | None = None
+    _started_at: float = 0.0
+    _crashes: deque[float] = field(default_factory=deque)
+
+    def started(self, now: float) -> None:
+        self._started_at = now
+
+    def crashed(self, now: float) -> RestartDecision:
+        if self._next_delay_s is None or now - self._started_at >= self.stable_after_s:
+            self._next_delay_s = self.first_delay_s
+        self._crashes.append(now)
+        while self._crashes[0] <= now - self.loop_window_s:
+            self._crashes.popleft()
+        crash_loop = len(self._crashes) >= self.loop_crashes
+        delay = self.max_delay_s if crash_loop else self._next_delay_s
+        self._next_delay_s = min(delay * 2, self.max_delay_s)
+        return RestartDecision(now + delay, delay, len(self._crashes), crash_loop)
+
+
 @dataclass
 class Child:
     name: str
     start: Callable[[], subprocess.Popen[bytes]]
+    log_path: Path | None = None
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    # Set while the child waits out its backoff after a crash.
+    restart_at: float | None = None
 
 
 @dataclass
 class Supervisor:
-    """Starts children in order, restarts one that dies, stops all in reverse order."""
+    """Starts children in order, restarts each one that dies after its backoff (a flapping child
+    never stops the others), stops all in reverse order."""
 
     children: list[Child] = field(default_factory=list)
     stopping: bool = False
-    max_restarts: int = 5
+    make_policy: Callable[[], RestartPolicy] = RestartPolicy
+    clock: Callable[[], float] = time.monotonic
 
-    def add(self, name: str, start: Callable[[], subprocess.Popen[bytes]]) -> Child:
-        child = Child(name, start, start())
+    def add(
+        self, name: str, start: Callable[[], subprocess.Popen[bytes]], log_path: Path | None = None
+    ) -> Child:
+        child = Child(name, start, log_path, self.make_policy())
+        self._start(child)
         self.children.append(child)
-        log.info("started %s (pid %s)", name, child.proc.pid if child.proc else "?")
         return child
 
     def check(self) -> None:
-        """Restart any child that exited on its own; give up after `max_restarts`."""
+        """Note children that exited on their own and restart those whose backoff is over."""
+        if self.stopping:
+            return
+        now = self.clock()
         for child in self.children:
-            if self.stopping or child.proc is None or child.proc.poll() is None:
-                continue
-            if child.restarts >= self.max_restarts:
-                raise RuntimeError(f"{child.name} keeps exiting (code {child.proc.returncode}); see its log")
-            child.restarts += 1
-            log.warning("%s exited with code %s; restarting", child.name, child.proc.returncode)
-            child.proc = child.start()
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.restarts += 1
+                    self._start(child)
+            elif child.proc is not None and child.proc.poll() is not None:
+                self._crashed(child, child.policy.crashed(now))
 
     def stop_all(self) -> None:
         self.stopping = True
@@ -111,6 +166,39 @@ class Supervisor:
             if child.proc is not None:
                 log.info("stopping %s", child.name)
                 stop_process(child.proc)
+
+    def _start(self, child: Child) -> None:
+        child.restart_at = None
+        child.proc = child.start()
+        child.policy.started(self.clock())
+        log.info("started %s (pid %s)", child.name, child.proc.pid)
+
+    def _crashed(self, child: Child, decision: RestartDecision) -> None:
+        child.restart_at = decision.restart_at
+        code = child.proc.returncode if child.proc else None
+        if not decision.crash_loop:
+            log.warning("%s exited with code %s; restarting in %.3g s", child.name, code, decision.delay_s)
+            return
+        window_min = child.policy.loop_window_s / 60
+        log.error(
+            "%s is in a crash loop: %d crashes in the last %.0f min, last exit code %s; "
+            "the other services keep running, %s is retried every %.3g s. Last lines of %s:\n%s",
+            child.name, decision.crashes, window_min, code, child.name, decision.delay_s,
+            child.log_path or "its log", log_tail(child.log_path),
+        )  # fmt: skip
+
+
+def log_tail(path: Path | None, lines: int = 20, max_bytes: int = 16_384) -> str:
+    """The last `lines` lines of a log file (reading at most its last `max_bytes`), indented."""
+    if path is None:
+        return "    (no log file)"
+    try:
+        with path.open("rb") as log_file:
+            log_file.seek(max(0, path.stat().st_size - max_bytes))
+            text = log_file.read().decode("utf-8", errors="replace")
+    except OSError as err:
+        return f"    (unreadable: {err})"
+    return "\n".join(f"    {line}" for line in text.splitlines()[-lines:]) or "    (empty)"
 
 
 def check_loopback(settings: Settings) -> None:
@@ -190,6 +278,7 @@ def run_platform(settings: Settings, demo: bool) -> int:
             supervisor.add(
                 "temporal",
                 lambda: start_temporal(data_dir / "temporal", t.host, t.port, t.ui_port, dev_server_flags()),
+                data_dir / "temporal" / "temporal.log",
             )
             wait_for_temporal(settings.temporal_address, timeout_s=60)
         # An external Temporal gets Keel's search attributes from the worker when it connects.
@@ -198,11 +287,13 @@ def run_platform(settings: Settings, demo: bool) -> int:
             supervisor.add(
                 "falkordb",
                 lambda: start_falkordb(data_dir / "falkordb", f.port, f.host, password=password),
+                data_dir / "falkordb" / "falkordb.log",
             )
             wait_for_falkordb(f.host, f.port, timeout_s=30)
         cli = [sys.executable, "-m", "keel.app.cli"]
-        supervisor.add("worker", lambda: spawn([*cli, "worker"], data_dir / "logs" / "worker.log", env))
-        supervisor.add("api", lambda: spawn([*cli, "api"], data_dir / "logs" / "api.log", env))
+        for name in ("worker", "api"):
+            log_path = data_dir / "logs" / f"{name}.log"
+            supervisor.add(name, partial(spawn, [*cli, name], log_path, env), log_path)
         base = f"http://{settings.api.host}:{settings.api.port}"
         wait_until_ready(f"{base}/readyz", supervisor, READY_TIMEOUT_S)
         if demo:
@@ -215,7 +306,7 @@ def run_platform(settings: Settings, demo: bool) -> int:
             supervisor.check()
             stop.wait(0.5)
         return 0
-    except (TimeoutError, RuntimeError) as err:
+    except TimeoutError as err:
         log.error("%s", err)
         return 1
     except redis.RedisError as err:

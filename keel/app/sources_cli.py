@@ -50,7 +50,7 @@ async def _register(settings: Settings, spec: SourceSpec) -> None:
     from keel.control.sources import register
     from keel.control.temporal import connect
 
-    await register(await connect(settings), registry_for(settings), spec, settings.temporal.task_queue)
+    await register(await connect(settings), registry_for(settings), spec, settings.temporal.ingest_queue)
 
 
 @app.command("list")
@@ -107,7 +107,7 @@ async def run_sync(settings: Settings, source_id: str, wait: bool, command: str)
     registry = registry_for(settings)
     try:
         handle = await start_sync(
-            await connect(settings), registry, settings.tenant, source_id, settings.temporal.task_queue
+            await connect(settings), registry, settings.tenant, source_id, settings.temporal.ingest_queue
         )
     except ControlError as err:
         typer.echo(f"{command}: {err} (keel sources list)", err=True)

@@ -2,7 +2,8 @@
 
 Texts go to the blob store first and travel as blob keys. Each document has one workflow id
 (`document_workflow_id`): its newest upload or deletion supersedes one still running, and that
-workflow's outcome is the document's status.
+workflow's outcome is the document's status. All of them run on the ingest task queue
+(`TemporalSettings.ingest_queue`), never on the agent's.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ async def upload(
     client: Client,
     blobs: BlobStore,
     tenant: str,
-    task_queue: str,
+    ingest_queue: str,
     document_id: str,
     title: str,
     text: str,
@@ -59,7 +60,7 @@ async def upload(
         IngestDocumentWorkflow.run,
         DocumentRef(tenant=tenant, document_id=document_id, title=title, blob_key=blob_key),
         id=document_workflow_id(tenant, document_id),
-        task_queue=task_queue,
+        task_queue=ingest_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
     )
     return handle.result_run_id or ""
@@ -91,7 +92,7 @@ async def document_status(client: Client, tenant: str, document_id: str) -> Docu
     return status
 
 
-async def delete(client: Client, tenant: str, task_queue: str, document_id: str) -> None:
+async def delete(client: Client, tenant: str, ingest_queue: str, document_id: str) -> None:
     """Remove the document from both stores now, with the entities only it mentioned; waits.
 
     NotFoundError when there was nothing to remove.
@@ -100,7 +101,7 @@ async def delete(client: Client, tenant: str, task_queue: str, document_id: str)
         DeleteDocumentWorkflow.run,
         DeleteDocument(tenant, document_id),
         id=document_workflow_id(tenant, document_id),
-        task_queue=task_queue,
+        task_queue=ingest_queue,
         # The document's own workflow id: a deletion supersedes an ingestion of it still running.
         id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
     )
@@ -112,7 +113,7 @@ async def start_batch(
     client: Client, settings: Settings, documents: Sequence[tuple[str, str, str]], batch_id: str
 ) -> WorkflowHandle[IngestBatchWorkflow, IngestBatchOutput]:
     """Stores each (id, title, text) as a blob and starts one batch workflow over them (the
-    settings' tenant, task queue and blob dir)."""
+    settings' tenant, ingest queue and blob dir)."""
     blobs = BlobStore(settings.blob_dir)
     refs = [
         DocumentRef(
@@ -128,5 +129,5 @@ async def start_batch(
         IngestBatchWorkflow.run,
         IngestBatchInput(tenant=settings.tenant, documents=refs),
         id=batch_id,
-        task_queue=settings.temporal.task_queue,
+        task_queue=settings.temporal.ingest_queue,
     )

@@ -113,8 +113,9 @@ def new_spec(
     )
 
 
-async def register(client: Client, registry: SourceRegistry, spec: SourceSpec, task_queue: str) -> None:
-    """Add (or replace) the source and its schedule: none when it has no interval."""
+async def register(client: Client, registry: SourceRegistry, spec: SourceSpec, ingest_queue: str) -> None:
+    """Add (or replace) the source and its schedule (none when it has no interval), whose syncs
+    start on `ingest_queue`."""
     # Redis calls block: off the event loop, which serves the API's other requests meanwhile.
     await asyncio.to_thread(registry.add, spec)
     handle = client.get_schedule_handle(schedule_id(spec.tenant, spec.source_id))
@@ -129,7 +130,7 @@ async def register(client: Client, registry: SourceRegistry, spec: SourceSpec, t
         SourceSyncWorkflow.run,
         SyncRequest(spec.tenant, spec.source_id),
         id=sync_workflow_id(spec.tenant, spec.source_id),
-        task_queue=task_queue,
+        task_queue=ingest_queue,
     )
     await client.create_schedule(
         schedule_id(spec.tenant, spec.source_id),
@@ -143,9 +144,10 @@ async def register(client: Client, registry: SourceRegistry, spec: SourceSpec, t
 
 
 async def start_sync(
-    client: Client, registry: SourceRegistry, tenant: str, source_id: str, task_queue: str
+    client: Client, registry: SourceRegistry, tenant: str, source_id: str, ingest_queue: str
 ) -> WorkflowHandle[SourceSyncWorkflow, SyncRecord]:
-    """Sync a registered source now; a sync of it already running (started here) is joined."""
+    """Sync a registered source now, on `ingest_queue`; a sync of it already running (started
+    here) is joined."""
     try:
         await asyncio.to_thread(registry.get, tenant, source_id)
     except SourceNotFoundError as err:
@@ -154,7 +156,7 @@ async def start_sync(
         SourceSyncWorkflow.run,
         SyncRequest(tenant, source_id),
         id=sync_workflow_id(tenant, source_id),
-        task_queue=task_queue,
+        task_queue=ingest_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     )

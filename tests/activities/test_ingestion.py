@@ -5,18 +5,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.ingestion import IngestionActivities
 from ingestion.chunking import chunk_text
+from ingestion.indexer import graph_document, prepare_documents
 from keel.core.domain import DocumentRef, IndexedDocument
+from keel.core.errors import FailureKind
 from keel.core.settings import Settings
 from keel.stores.blobs import BlobStore
 from retrieval.encoders import DenseEncoder, SparseEncoder
-from retrieval.graph_store import GraphStore
+from retrieval.graph_store import SET_DOCUMENTS, GraphStore, Provenance
 from retrieval.qdrant_edge_store import QdrantEdgeStore
+from retrieval.types import SourceDocument, StoreError
 
 pytestmark = pytest.mark.integration
 TENANT = "acme"
@@ -117,3 +122,128 @@ def test_a_new_title_re_embeds_every_chunk(activities: IngestionActivities) -> N
     # The title is part of every embedded text, so every vector depends on it.
     renamed = index(activities, "\n\n".join(PARAGRAPHS), title="Operations runbook")
     assert renamed.embedded_chunks == first.chunks
+
+
+# --- all or nothing per document, and bad bytes ------------------------------------------
+
+
+class RefusingGraphStore(GraphStore):
+    """The real FalkorDB store, made to fail the commit (the Document.version statement) while
+    `refuse` is set: every other statement of the write reaches the server. A failure injected
+    by subclassing, as a FalkorDB refusing a write would raise it."""
+
+    refuse = False
+
+    def _run(
+        self, tenant: str, what: str, cypher: str, params: dict[str, Any] | None = None
+    ) -> list[list[Any]]:
+        if self.refuse and cypher == SET_DOCUMENTS:
+            raise StoreError(f"falkordb: {what} failed: injected refusal")
+        return super()._run(tenant, what, cypher, params)
+
+
+@pytest.fixture
+def refusing(tmp_path: Path, falkordb_url: str, dense: DenseEncoder) -> Iterator[IngestionActivities]:
+    settings = Settings(data_dir=tmp_path, falkordb={"url": falkordb_url})
+    vectors = QdrantEdgeStore(tmp_path / "qdrant")
+    graph = RefusingGraphStore(falkordb_url, prefix=f"t{uuid.uuid4().hex[:6]}")
+    try:
+        yield IngestionActivities(
+            settings, vectors, graph, dense, SparseEncoder(), BlobStore(tmp_path / "blobs")
+        )
+    finally:
+        graph.drop(TENANT)
+        graph.close()
+        vectors.close()
+
+
+def searched_versions(activities: IngestionActivities, query: str) -> set[tuple[str, str]]:
+    """(chunk id, version) of every chunk a search or a lookup by id can return."""
+    vectors = activities._vectors
+    hits = vectors.search_hybrid(
+        TENANT, activities._dense.encode_query(query), SparseEncoder().encode_query(query), 20, 50
+    )
+    by_id = vectors.get_chunks(TENANT, [f"runbook#{i:04d}" for i in range(10)])
+    return {(c.chunk_id, c.version) for c in [*hits, *by_id]}
+
+
+def test_a_failed_graph_write_leaves_the_previous_version_answering(refusing: IngestionActivities) -> None:
+    graph = refusing._graph
+    assert isinstance(graph, RefusingGraphStore)
+    old = index(refusing, "\n\n".join(PARAGRAPHS))
+    new_text = "\n\n".join(p.replace("incident", "outage") for p in PARAGRAPHS[:2])
+    graph.refuse = True
+    with pytest.raises(StoreError, match="injected refusal"):
+        index(refusing, new_text)
+    # Nothing of the failed version is readable; its staged vectors are gone too.
+    assert searched_versions(refusing, "outage rollback") == {
+        (f"runbook#{i:04d}", old.version) for i in range(3)
+    }
+    assert refusing._vectors.count(TENANT, "runbook", staged=True) == 0
+    assert (graph.document(TENANT, "runbook") or {})["version"] == old.version
+
+    graph.refuse = False  # the retry converges
+    new = index(refusing, new_text)
+    assert searched_versions(refusing, "outage rollback") == {
+        (f"runbook#{i:04d}", new.version) for i in range(new.chunks)
+    }
+    assert new.chunks < old.chunks  # and the old version's tail is gone
+    assert (graph.document(TENANT, "runbook") or {})["version"] == new.version
+
+
+def index_raw(activities: IngestionActivities, text: str, title: str = "Runbook") -> IndexedDocument:
+    """Index text as a sync passes it, with no blob between: a blob (JSON in UTF-8) cannot even
+    hold a lone surrogate, a file read with surrogateescape can."""
+    origin = Provenance("folder", "runbook.md", "h", 1)
+    result: IndexedDocument = ActivityEnvironment().run(
+        activities.index_text, TENANT, "runbook", title, text, origin
+    )
+    return result
+
+
+def test_a_document_with_bad_bytes_is_indexed_clean(activities: IngestionActivities) -> None:
+    dirty = PARAGRAPHS[0].replace("on-call", "on\x00call\ud800") + "\x1b[0m\x0cPage two.\x7f"
+    indexed = index_raw(activities, dirty, title="Run\x00book \ud83d\ude00")
+    [chunk] = activities._vectors.get_chunks(TENANT, ["runbook#0000"])
+    assert (
+        chunk.text == PARAGRAPHS[0].replace("on-call", "oncall\ufffd") + "[0m Page two."
+    )  # the chunker folds the break
+    assert chunk.title == "Runbook \U0001f600"  # a surrogate pair written as two code points is joined
+    stored = activities._graph.document(TENANT, "runbook") or {}
+    assert (stored["title"], stored["version"]) == ("Runbook \U0001f600", indexed.version)
+    # Indexing the same dirty text again finds it unchanged: the version is the clean text's.
+    assert index_raw(activities, dirty, title="Run\x00book \ud83d\ude00").embedded_chunks == 0
+    # An upload's NUL (JSON can carry one) is cleaned the same way.
+    assert (
+        index(activities, dirty.replace("\ud800", "\ufffd"), title="Runbook \U0001f600").version
+        == indexed.version
+    )
+
+
+def test_a_document_of_nothing_but_bad_bytes_fails_once_as_unsupported(
+    activities: IngestionActivities,
+) -> None:
+    with pytest.raises(ApplicationError, match="no text to index") as failed:
+        index(activities, "\x00\x01\x02")
+    assert (failed.value.type, failed.value.non_retryable) == (FailureKind.UNSUPPORTED_DOCUMENT.value, True)
+    assert activities._vectors.count(TENANT, "runbook", staged=True) == 0
+
+
+def test_a_crash_after_the_commit_is_not_mistaken_for_done(activities: IngestionActivities) -> None:
+    """The graph holds the new version but the worker died before publishing: the readable
+    chunks are still the old version's, so the retry must write again, not skip."""
+    old = index(activities, "\n\n".join(PARAGRAPHS))
+    new_text = "\n\n".join(p.replace("incident", "outage") for p in PARAGRAPHS)
+    cfg = activities._settings.retrieval
+    source = SourceDocument("runbook", "Runbook", new_text)
+    [prepared] = prepare_documents(
+        TENANT, [source], activities._dense, SparseEncoder(), cfg.chunk_chars, cfg.chunk_overlap_chars
+    )
+    activities._vectors.stage(prepared.records)
+    activities._graph.upsert_documents(TENANT, [graph_document(prepared)])  # committed, then "killed"
+    assert {v for _, v in searched_versions(activities, "outage")} == {old.version}
+
+    retried = index(activities, new_text)
+    assert retried.version == prepared.version
+    assert {v for _, v in searched_versions(activities, "outage")} == {prepared.version}
+    assert activities._vectors.count(TENANT, "runbook", staged=True) == 0

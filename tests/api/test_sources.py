@@ -30,7 +30,7 @@ def _check(response: httpx.Response, code: int) -> dict:
         ({"path": "/nowhere/at/all"}, "outside the source roots"),
         ({"path": "ROOT/../../.."}, "outside the source roots"),
         ({"path": "relative/folder"}, "not an absolute path"),
-        ({"path": "ROOT/\x00x"}, "not a usable path"),
+        ({"path": "ROOT/\x00x"}, "NUL character"),  # refused at the edge (api/validation.py)
         ({"path": "ROOT", "every": "5s"}, "shorter than the minimum"),
         ({"path": "ROOT", "every": "often"}, "is not an interval"),
         ({"path": "ROOT", "id": "Bad Id!"}, "invalid id"),

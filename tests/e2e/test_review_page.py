@@ -16,20 +16,18 @@ import httpx
 import pytest
 import pytest_asyncio
 import redis
-import uvicorn
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from keel.app.api_server import build_api
 from keel.core.identity import Role
 from keel.stores.audit import AuditLog
 from keel.stores.keys import KeyStore
 from keel.stores.redis import make_redis
+from tests.support.browser import chromium, served
 from tests.support.polling import eventually, wait_for_status
-from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.integration]
 
-CHROMIUM = "/usr/bin/chromium"  # from apt (see the Makefile): `playwright install` cannot download here
 QUESTION = "Which team owns Kestrel?"
 TENANT = "default"
 WAIT_MS = 30_000  # the machine is shared: generous, and every wait still ends as soon as it can
@@ -38,32 +36,14 @@ WAIT_MS = 30_000  # the machine is shared: generous, and every wait still ends a
 @pytest_asyncio.fixture(scope="module")
 async def site(platform, temporal_env) -> AsyncIterator[str]:
     """The app over real HTTP, served by uvicorn in the tests' own event loop."""
-    app = build_api(platform.settings, temporal=temporal_env.client)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-
-    async def started() -> bool:
-        if serving.done():
-            serving.result()  # it failed to start: say why
-        return server.started
-
-    try:
-        await eventually(started, 30, "uvicorn to start")
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        await serving
+    async with served(build_api(platform.settings, temporal=temporal_env.client)) as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    expect.set_options(timeout=WAIT_MS)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium(WAIT_MS) as launched:
+        yield launched
 
 
 @pytest_asyncio.fixture

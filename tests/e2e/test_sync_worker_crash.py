@@ -1,4 +1,5 @@
-"""A worker killed with SIGKILL mid-sync, then restarted, finishes with exactly the right points and nodes."""
+"""A worker killed with SIGKILL mid-sync or mid-delete, then restarted, finishes with exactly the
+right points and nodes."""
 
 from __future__ import annotations
 
@@ -112,3 +113,85 @@ async def test_worker_killed_mid_sync_finishes_with_exact_counts(
     finally:
         vectors.close()
         graph.close()
+
+
+# Mid-delete: one-line notes (one chunk each, quick to index), most of them deleted before the
+# second sync, so its removal step (one document at a time, a heartbeat after each) runs long
+# enough to be killed part-way.
+NOTES = 160
+GONE = {n for n in range(NOTES) if n % 4}
+
+
+def write_short_notes(root: Path) -> None:
+    root.mkdir()
+    for n in range(NOTES):
+        team = TEAMS[n % len(TEAMS)]
+        (root / f"short-{n:04d}.md").write_text(f"# Relay{n}\n\nService Relay{n} is owned by Team {team}.\n")
+
+
+async def test_worker_killed_mid_delete_finishes_with_exact_counts(
+    tmp_path: Path, temporal_env: WorkflowEnvironment, falkordb_url: str, settings: Settings
+) -> None:
+    process = WorkerProcess.isolated(tmp_path, settings.temporal_address, falkordb_url, "delcrash")
+    own = process.settings
+    queue, prefix = own.temporal.task_queue, own.falkordb.graph_prefix
+    root = tmp_path / "notes"
+    write_short_notes(root)
+    crashed, clean = "crashed", "clean"
+    redis_client = make_redis(falkordb_url)
+    registry = SourceRegistry(redis_client)
+    for tenant in (crashed, clean):
+        registry.add(SourceSpec("notes", tenant, str(root), list(DEFAULT_INCLUDE)))
+
+    async def sync(tenant: str):  # type: ignore[no-untyped-def]
+        return await temporal_env.client.start_workflow(
+            SourceSyncWorkflow.run,
+            SyncRequest(tenant, "notes"),
+            id=f"sync-delcrash-{tenant}-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+            result_type=SyncRecord,
+        )
+
+    graph = GraphStore(falkordb_url, prefix=prefix)
+    worker = process.start(tmp_path / "worker-1.log")
+    try:
+        for tenant in (crashed, clean):
+            assert (await (await sync(tenant)).result()).indexed == NOTES
+        for n in GONE:
+            (root / f"short-{n:04d}.md").unlink()
+        reference = await (await sync(clean)).result()
+        removing = await sync(crashed)
+
+        async def partly_removed() -> bool:
+            documents = graph.counts(crashed)["documents"]
+            assert documents > NOTES - len(GONE), "the removals ended before the worker was killed"
+            return documents < NOTES
+
+        await eventually(partly_removed, 120, "the sync to be part-way through its removals")
+        os.kill(worker.pid, signal.SIGKILL)
+        assert worker.wait(timeout=10) == -signal.SIGKILL
+        left_at_kill = graph.counts(crashed)["documents"]
+
+        # The removal activity times out on its heartbeat and runs again over the whole list:
+        # documents already removed are no-ops.
+        worker = process.start(tmp_path / "worker-2.log")
+        record = await removing.result()
+        counts = graph.counts(crashed)
+        assert counts == graph.counts(clean)
+    finally:
+        stop_process(worker)
+        redis_client.close()
+        graph.close()
+
+    assert NOTES - len(GONE) < left_at_kill < NOTES
+    assert (record.status, record.failed, record.deleted) == ("completed", 0, len(GONE))
+    assert (reference.status, reference.deleted) == ("completed", len(GONE))
+    assert counts["documents"] == counts["chunks"] == NOTES - len(GONE)
+    vectors = make_vector_store(own)  # the worker has stopped: its Edge shard is free to open
+    try:
+        assert vectors.count(crashed) == vectors.count(clean) == NOTES - len(GONE)
+        for n in range(NOTES):
+            document_id = f"short-{n:04d}"
+            assert vectors.count(crashed, document_id) == vectors.count(clean, document_id) == (n not in GONE)
+    finally:
+        vectors.close()

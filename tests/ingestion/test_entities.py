@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import pytest
 
-from ingestion.entities import Relation, extract_entities, extract_relations
+from ingestion.chunking import chunk_text, parse_markdown_title
+from ingestion.entities import KnownNames, Relation, extract_entities, extract_relations
 
 pytestmark = pytest.mark.unit
 
@@ -111,3 +116,61 @@ def test_member_of_and_works_in() -> None:
 def test_relations_stay_inside_a_sentence_and_are_unique() -> None:
     text = "Osprey is fast. Wayfinder is slow. Osprey owns Wayfinder. Osprey owns Wayfinder."
     assert extract_relations(text, ["Osprey", "Wayfinder"]) == [Relation("Osprey", "Wayfinder", "OWNS")]
+
+
+def test_known_names_index_matches_a_plain_list() -> None:
+    text = "Maya Okafor met Maya Lindqvist and Maya. Atlas Portal Team Alpha met Portal Team Alpha."
+    names = ["Maya Okafor", "Maya Lindqvist", "Maya", "Atlas Portal", "Portal Team Alpha", "Atlas"]
+    assert extract_entities(text, known=KnownNames(names)) == extract_entities(text, known=names)
+    # The longest known name claims its span first, wherever it starts.
+    assert extract_entities(text, known=names) == [
+        "Maya Okafor",
+        "Maya Lindqvist",
+        "Maya",
+        "Atlas",
+        "Portal Team Alpha",
+    ]
+
+
+def test_known_names_with_odd_edges_are_still_whole_word() -> None:
+    # Names that do not start and end with a word character take the per-name path.
+    assert extract_entities("we ship .NET and (Osprey) to Quill", known=[".NET", "(Osprey)"]) == [
+        ".NET",
+        "(Osprey)",
+        "Quill",
+    ]
+
+
+def test_mentions_sharing_a_first_word_each_relate() -> None:
+    text = "Maya Okafor leads Maya Lindqvist and Maya Varga."
+    assert extract_relations(text, ["Maya", "Maya Okafor", "Maya Lindqvist", "Maya Varga"]) == [
+        Relation("Maya Okafor", "Maya Lindqvist", "LEADS"),
+        Relation("Maya Okafor", "Maya Varga", "LEADS"),
+        Relation("Maya Lindqvist", "Maya Varga", "RELATED_TO"),
+    ]
+
+
+# The demo corpus extracted as the indexer does it (document, then chunks with the document's
+# names known), pinned when extraction was made linear: a rewrite for speed must not move the graph.
+# If the corpus or the rules change on purpose, print `_demo_corpus_extraction()` and re-pin.
+DEMO_CORPUS_EXTRACTION_SHA256 = "81063749d81d3bcf1d2d17394f0063ec1bdc16a716fae20362a01bea88440e8c"
+DEMO_CORPUS = Path(__file__).resolve().parents[2] / "keel" / "app" / "demo" / "corpus"
+
+
+def _demo_corpus_extraction() -> str:
+    extracted = {}
+    for path in sorted(DEMO_CORPUS.glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        title_entities = extract_entities(parse_markdown_title(text, path.stem).split("(")[0])
+        known = list(dict.fromkeys(title_entities + extract_entities(text)))
+        chunks = []
+        for piece in chunk_text(text, 700, 100):
+            names = list(dict.fromkeys(title_entities + extract_entities(piece, known=known)))
+            chunks.append([names, [list(vars(r).values()) for r in extract_relations(piece, names)]])
+        extracted[path.name] = {"entities": known, "chunks": chunks}
+    return json.dumps(extracted, sort_keys=True)
+
+
+def test_demo_corpus_extraction_is_pinned() -> None:
+    extraction = _demo_corpus_extraction()
+    assert hashlib.sha256(extraction.encode()).hexdigest() == DEMO_CORPUS_EXTRACTION_SHA256

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,11 +17,13 @@ from ingestion.indexer import (
     title_aliases,
     write_document,
 )
+from keel.core.pipelines import pipeline_named
 from keel.core.settings import Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
-from retrieval.graph_store import EntityContribution, GraphEntity, GraphStore
+from retrieval.graph_store import EntityContribution, GraphDocument, GraphEntity, GraphStore
+from retrieval.pipeline import Retriever
 from retrieval.qdrant_edge_store import QdrantEdgeStore
-from retrieval.types import SourceDocument
+from retrieval.types import InvalidRequestError, SourceDocument
 
 # --- title aliases and name finding (no models, no servers) -----------------------------
 
@@ -213,3 +215,63 @@ def test_the_graph_says_why_two_documents_are_linked(
             EntityContribution("witham", {"The Witham": "normalized: article", "Witham": "exact"}, 1, True),
         ],
     )
+
+
+# --- all or nothing, and questions with bad bytes (FalkorDB and Qdrant Edge) --------------
+
+
+class RefusingGraph(GraphStore):
+    """The real store, refusing every document write as FalkorDB would refuse a bad parameter
+    (the failure is injected by subclassing; the vector store and the server are real)."""
+
+    def upsert_documents(self, tenant: str, documents: Sequence[GraphDocument]) -> None:
+        raise InvalidRequestError("falkordb: injected refusal")
+
+
+@pytest.mark.integration
+def test_a_refused_graph_write_leaves_no_vector_of_the_new_version(
+    encoders: tuple[DenseEncoder, SparseEncoder],
+    stores: tuple[QdrantEdgeStore, GraphStore],
+    falkordb_url: str,
+) -> None:
+    vectors, graph = stores
+    anne = prepare(encoders, None)["anne"]
+    write_document("acme", anne, vectors, graph, replacing=False)
+    dense, sparse = encoders
+    edited = SourceDocument("anne", "Anne Smith", "Anne Smith moved to Lincoln and opened a bakery there.")
+    (rewritten,) = prepare_documents("acme", [edited], dense, sparse, 60, 0)
+    refusing = RefusingGraph(falkordb_url, prefix=graph.graph_name("acme").rsplit("_", 1)[0])
+    try:
+        with pytest.raises(InvalidRequestError, match="injected"):
+            write_document("acme", rewritten, vectors, refusing, replacing=True)
+    finally:
+        refusing.close()
+    query = "bakery in Lincoln"
+    hits = vectors.search_hybrid("acme", dense.encode_query(query), sparse.encode_query(query), 10, 50)
+    assert {c.version for c in hits} == {anne.version}
+    assert (vectors.count("acme", "anne"), vectors.count("acme", "anne", staged=True)) == (3, 0)
+    assert (graph.document("acme", "anne") or {})["version"] == anne.version
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Where did Anne\x00 Smith grow up?",
+        "Where did \ud800Anne Smith grow up?",
+        "Where\x1b[0m did Anne Smith\x07 grow up?\x7f",
+    ],
+)
+def test_a_question_with_bad_bytes_is_searched_clean(
+    encoders: tuple[DenseEncoder, SparseEncoder], stores: tuple[QdrantEdgeStore, GraphStore], question: str
+) -> None:
+    vectors, graph = stores
+    for doc in prepare(encoders, corpus_finder()).values():
+        write_document("acme", doc, vectors, graph, replacing=False)
+    retriever = Retriever(vectors, *encoders, graph=graph)
+    # The graph pipeline looks the question's names up in FalkorDB: the path a NUL used to break.
+    found = retriever.candidates("acme", question, pipeline_named("hybrid-graph"))
+    assert found.chunks[0].document_id == "anne"
+    # Nothing but bad bytes is an empty question: bad input (permanent), not a store failure.
+    with pytest.raises(InvalidRequestError, match="empty"):
+        retriever.candidates("acme", "\x00 \x07\x1b", pipeline_named("hybrid-graph"))

@@ -585,3 +585,26 @@ def test_no_statement_but_the_counts_scans_a_whole_label(graph: GraphStore) -> N
     }
     assert {name: found for name, found in scans.items() if found and name != "COUNTS"} == {}
     assert scans["COUNTS"]  # the check sees scans where there are some
+
+
+@pytest.mark.parametrize("bad", ["nul \x00 byte", "lone \ud800 surrogate", "bell \x07"])
+def test_a_parameter_falkordb_cannot_take_is_refused_before_any_write(graph: GraphStore, bad: str) -> None:
+    chunks, relations = handbook()
+    graph.upsert_document("acme", "hb", "Handbook", "v1", chunks, relations)
+    before = graph.counts("acme")
+    dirty_entity = [GraphChunk("hb#0000", 0, [("alice", bad)])]
+    for title, chunk_rows in ((bad, chunks), ("Handbook", dirty_entity)):
+        with pytest.raises(InvalidRequestError, match=r"holds U\+"):
+            graph.upsert_document("acme", "hb", title, "v2", chunk_rows, [])
+    # Refused whole: the old version, with all its chunks and entities, is what is stored.
+    assert graph.counts("acme") == before
+    assert (graph.document("acme", "hb") or {}).get("version") == "v1"
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\ud800"])
+def test_lookups_with_unsafe_text_fail_as_bad_input_not_as_an_outage(graph: GraphStore, bad: str) -> None:
+    graph.upsert_document("acme", "hb", "Handbook", "v1", *handbook())
+    with pytest.raises(InvalidRequestError):
+        graph.documents_about("acme", [f"alice{bad}"], limit=5)
+    with pytest.raises(InvalidRequestError):
+        graph.entity("acme", bad)

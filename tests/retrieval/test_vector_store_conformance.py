@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,65 @@ def test_bad_input_is_refused(store: VectorStore, corpus_a: list[ChunkRecord], e
         store.upsert([corpus_a[0], short])
     assert store.count("tenant-a") == 0  # nothing of a refused batch is written
     assert issubclass(InvalidRequestError, StoreError)
+
+
+def test_staged_chunks_are_invisible_to_every_read(store: VectorStore, enc: Encoders) -> None:
+    store.upsert(enc.records("tenant-a", {"doc": ["The old text about sourdough bread."]}, version="v1"))
+    staged = enc.records(
+        "tenant-a", {"doc": ["The new text about basil pasta sauce.", "A second chunk."]}, "v2"
+    )
+    store.stage(staged)
+    store.stage(staged)  # a retried stage overwrites its own points
+    query = "basil pasta sauce"
+    dense, sparse = enc.dense.encode_query(query), enc.sparse.encode_query(query)
+    searches = [
+        store.search_dense("tenant-a", dense, 10),
+        store.search_sparse("tenant-a", sparse, 10),
+        store.search_hybrid("tenant-a", dense, sparse, 10, 20),
+        store.get_chunks("tenant-a", ["doc#0000", "doc#0001"], with_vectors=True),
+    ]
+    assert all({(c.chunk_id, c.version) for c in hits} <= {("doc#0000", "v1")} for hits in searches)
+    assert [len(hits) for hits in searches[1:]] == [0, 1, 1]  # BM25 finds nothing of the old text
+    assert (store.count("tenant-a"), store.count("tenant-a", "doc")) == (1, 1)
+    assert (store.count("tenant-a", "doc", version="v1"), store.count("tenant-a", "doc", version="v2")) == (
+        1,
+        0,
+    )
+    assert (store.count("tenant-a", "doc", staged=True), store.count("tenant-a", staged=True)) == (2, 2)
+
+
+def test_publishing_swaps_the_version_and_discard_drops_staged(store: VectorStore, enc: Encoders) -> None:
+    store.upsert(enc.records("tenant-a", {"doc": ["old one", "old two"], "other": ["kept"]}, version="v1"))
+    new = enc.records("tenant-a", {"doc": ["new one"]}, version="v2")
+    store.stage(new)
+    store.upsert(new)  # publish: the same chunk ids, now readable
+    store.delete_document("tenant-a", "doc", keep_chunk_ids=["doc#0000"])
+    store.discard_staged("tenant-a", ["doc"])
+    store.discard_staged("tenant-a", [])  # nothing to do
+    assert [
+        (c.chunk_id, c.version, c.text) for c in store.get_chunks("tenant-a", ["doc#0000", "doc#0001"])
+    ] == [("doc#0000", "v2", "new one")]
+    assert store.count("tenant-a", staged=True) == 0
+    assert store.count("tenant-a", "doc", version="v2") == 1
+    assert store.count("tenant-a", "other") == 1
+
+
+def test_deleting_a_document_removes_its_staged_chunks(store: VectorStore, enc: Encoders) -> None:
+    store.stage(enc.records("tenant-a", {"doc": ["staged only"]}, version="v1"))
+    store.delete_document("tenant-a", "doc")
+    assert store.count("tenant-a", "doc", staged=True) == 0
+
+
+@pytest.mark.parametrize("bad", ["nul \x00 byte", "lone \ud800 surrogate", "escape \x1b char"])
+def test_text_a_store_cannot_hold_is_refused_before_writing(
+    store: VectorStore, corpus_a: list[ChunkRecord], bad: str
+) -> None:
+    dirty = replace(corpus_a[1], text=bad)
+    for write in (store.upsert, store.stage):
+        with pytest.raises(InvalidRequestError, match=r"holds U\+(00|D800)"):
+            write([corpus_a[0], dirty])
+    assert store.count("tenant-a") == 0
+    assert store.count("tenant-a", staged=True) == 0
 
 
 def test_edge_store_survives_close_and_reopen(

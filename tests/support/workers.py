@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from keel.core.settings import Settings
@@ -41,3 +41,7 @@ class WorkerProcess:
 
     def start(self, log: Path) -> subprocess.Popen[bytes]:
         return spawn_keel(["worker"], log, self.env)
+
+    def with_env(self, **extra: str) -> WorkerProcess:
+        """The same worker with more environment (e.g. `KEEL_FAULTS__PAUSE_AT`), read at its start."""
+        return replace(self, env={**self.env, **extra})

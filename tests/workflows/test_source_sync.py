@@ -52,7 +52,7 @@ async def sync(env: WorkflowEnvironment, platform, tenant: str, source_id: str) 
         SourceSyncWorkflow.run,
         SyncRequest(tenant, source_id),
         id=f"{sync_workflow_id(tenant, source_id)}-{uuid.uuid4().hex[:6]}",
-        task_queue=platform.settings.temporal.task_queue,
+        task_queue=platform.settings.temporal.ingest_queue,
         result_type=SyncRecord,
     )
 

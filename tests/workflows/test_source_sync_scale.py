@@ -53,7 +53,7 @@ async def test_five_thousand_files_sync_with_bounded_histories(
             SourceSyncWorkflow.run,
             SyncRequest(tenant, "tickets"),
             id=f"sync-scale-{uuid.uuid4().hex[:8]}",
-            task_queue=platform.settings.temporal.task_queue,
+            task_queue=platform.settings.temporal.ingest_queue,
             result_type=SyncRecord,
         )
         return handle, await handle.result()
