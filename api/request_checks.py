@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import HTTPException, status
 
-from keel.core.identity import Principal
+from keel.core.identity import Principal, normal_name
 from keel.core.settings import LimitSettings
 
 
 def same_principal(named: str | None, caller: Principal, field: str) -> None:
     """A name in a body must be the caller's own (or absent): 422 naming both otherwise."""
-    if named and named.strip().lower() != caller.name:
+    if named and normal_name(named) != caller.name:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"{field} {named.strip()!r} is not the caller: this key's principal is {caller.name!r}",

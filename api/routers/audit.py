@@ -14,6 +14,7 @@ from api.deps import State
 from api.errors import AUTHENTICATED, responses
 from api.schemas import AuditEntryOut, AuditOut
 from api.validation import plain
+from keel.core.identity import normal_name
 from keel.stores.audit import AuditLog
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=responses(*AUTHENTICATED))
@@ -38,5 +39,5 @@ async def audit(
         entries = await asyncio.to_thread(log.for_task, caller.tenant, task_id)
     else:
         assert reviewer is not None
-        entries = await asyncio.to_thread(log.for_reviewer, caller.tenant, reviewer.strip().lower())
+        entries = await asyncio.to_thread(log.for_reviewer, caller.tenant, normal_name(reviewer))
     return AuditOut(entries=[AuditEntryOut.model_validate(asdict(e)) for e in entries])

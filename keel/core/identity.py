@@ -46,9 +46,14 @@ def check_tenant(tenant: str) -> str:
     return tenant
 
 
+def normal_name(name: str) -> str:
+    """How a person's name is compared and stored: trimmed, lower-case."""
+    return name.strip().lower()
+
+
 def principal_name(name: str) -> str:
-    """The name as stored (trimmed, lower-case); ValueError when it cannot be one."""
-    normal = name.strip().lower()
+    """The name as stored (`normal_name`); ValueError when it cannot be one."""
+    normal = normal_name(name)
     if not re.match(PRINCIPAL_PATTERN, normal):
         raise ValueError(
             f"not a principal name: {name!r} (letters, digits, '.', '_', '@' and '-', at most 64)"

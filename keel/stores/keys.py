@@ -27,6 +27,8 @@ _BY_TENANT = "keel:auth:tenant-keys:{tenant}"  # set of key ids
 _TENANTS = "keel:auth:tenants"  # set of tenants that have keys
 SECRET_PREFIX = "keel_"
 KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+# A generated key is 48 characters; anything far longer is no key, and is neither hashed nor read.
+MAX_SECRET_CHARS = 512
 
 
 class KeyNotFoundError(KeyError):
@@ -79,6 +81,8 @@ class KeyStore:
 
     def verify(self, secret: str) -> Principal | None:
         """The key's principal, or None for an unknown or revoked key (one Redis read)."""
+        if not secret or len(secret) > MAX_SECRET_CHARS:
+            return None
         digest = digest_of(secret)
         record = self._record(key_id_of(digest))
         if record is None or record.revoked_at or not hmac.compare_digest(record.digest, digest):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,13 @@ def dense() -> DenseEncoder:
     return DenseEncoder(Settings().embedding_model_path())
 
 
-@pytest.fixture
-def activities(tmp_path: Path, falkordb_url: str, dense: DenseEncoder) -> Iterator[IngestionActivities]:
+@contextmanager
+def ingestion_over(
+    graph: GraphStore, tmp_path: Path, falkordb_url: str, dense: DenseEncoder
+) -> Iterator[IngestionActivities]:
+    """The ingestion activities over real stores in `tmp_path`, with `graph`; dropped after."""
     settings = Settings(data_dir=tmp_path, falkordb={"url": falkordb_url})
     vectors = QdrantEdgeStore(tmp_path / "qdrant")
-    graph = GraphStore(falkordb_url, prefix=f"t{uuid.uuid4().hex[:6]}")
     try:
         yield IngestionActivities(
             settings, vectors, graph, dense, SparseEncoder(), BlobStore(tmp_path / "blobs")
@@ -54,6 +57,13 @@ def activities(tmp_path: Path, falkordb_url: str, dense: DenseEncoder) -> Iterat
         graph.drop(TENANT)
         graph.close()
         vectors.close()
+
+
+@pytest.fixture
+def activities(tmp_path: Path, falkordb_url: str, dense: DenseEncoder) -> Iterator[IngestionActivities]:
+    graph = GraphStore(falkordb_url, prefix=f"t{uuid.uuid4().hex[:6]}")
+    with ingestion_over(graph, tmp_path, falkordb_url, dense) as made:
+        yield made
 
 
 def index(activities: IngestionActivities, text: str, title: str = "Runbook") -> IndexedDocument:
@@ -144,17 +154,9 @@ class RefusingGraphStore(GraphStore):
 
 @pytest.fixture
 def refusing(tmp_path: Path, falkordb_url: str, dense: DenseEncoder) -> Iterator[IngestionActivities]:
-    settings = Settings(data_dir=tmp_path, falkordb={"url": falkordb_url})
-    vectors = QdrantEdgeStore(tmp_path / "qdrant")
     graph = RefusingGraphStore(falkordb_url, prefix=f"t{uuid.uuid4().hex[:6]}")
-    try:
-        yield IngestionActivities(
-            settings, vectors, graph, dense, SparseEncoder(), BlobStore(tmp_path / "blobs")
-        )
-    finally:
-        graph.drop(TENANT)
-        graph.close()
-        vectors.close()
+    with ingestion_over(graph, tmp_path, falkordb_url, dense) as made:
+        yield made
 
 
 def searched_versions(activities: IngestionActivities, query: str) -> set[tuple[str, str]]:

@@ -14,25 +14,9 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, Route, expect
 
-from keel.app.api_server import build_api
-from tests.support.browser import chromium, served
+from tests.support.browser import WAIT_MS
 
 pytestmark = [pytest.mark.integration]
-
-WAIT_MS = 30_000
-
-
-@pytest_asyncio.fixture(scope="module")
-async def site(platform, temporal_env) -> AsyncIterator[str]:
-    """The app over real HTTP, served by uvicorn in the tests' own event loop."""
-    async with served(build_api(platform.settings, temporal=temporal_env.client)) as url:
-        yield url
-
-
-@pytest_asyncio.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium(WAIT_MS) as launched:
-        yield launched
 
 
 @pytest_asyncio.fixture

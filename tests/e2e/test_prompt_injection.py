@@ -11,12 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import ExitStack
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -24,15 +20,14 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from keel.app.worker import build_components, make_worker
 from keel.control.documents import start_batch
 from keel.control.tasks import start_task
 from keel.core.domain import ReviewDecision, ReviewDraft, ReviewMode, ReviewState, TaskRequest, TaskResult
 from keel.core.review_policy import INSTRUCTIONS_IN_SOURCES
 from keel.core.search_attributes import KEEL_STATUS
 from keel.core.settings import Settings
+from tests.support.fake_model import FakeModel, fake_model, worker_for
 from tests.support.polling import eventually
-from tests.support.servers import free_port
 from workflows.agent import AgentWorkflow
 
 pytestmark = [pytest.mark.integration]
@@ -194,55 +189,10 @@ COMPROMISED = (
 )
 
 
-@dataclass
-class RecordingEndpoint:
-    url: str
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _handler(endpoint: RecordingEndpoint) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            endpoint.requests.append(json.loads(self.rfile.read(int(self.headers.get("content-length", 0)))))
-            body = {
-                "id": f"chatcmpl-{uuid.uuid4().hex}",
-                "object": "chat.completion",
-                "created": 0,
-                "model": "compromised",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": COMPROMISED},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 200, "completion_tokens": 30, "total_tokens": 230},
-            }
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:  # keep the test output quiet
-            pass
-
-    return Handler
-
-
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[RecordingEndpoint]:
-    port = free_port()
-    recording = RecordingEndpoint(f"http://127.0.0.1:{port}/v1")
-    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(recording))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def endpoint() -> Iterator[FakeModel]:
+    with fake_model("compromised", COMPROMISED) as recording:
         yield recording
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -250,23 +200,11 @@ async def model_worker(
     tmp_path_factory: pytest.TempPathFactory,
     temporal_env: WorkflowEnvironment,
     settings: Settings,
-    endpoint: RecordingEndpoint,
+    endpoint: FakeModel,
 ) -> AsyncIterator[Settings]:
-    """A worker of its own (task queue, data dir, graph) whose answers come from the endpoint."""
-    own = settings.model_copy(
-        update={
-            "data_dir": tmp_path_factory.mktemp("injection-worker"),
-            "temporal": settings.temporal.model_copy(update={"task_queue": f"inj-{uuid.uuid4().hex[:8]}"}),
-            "falkordb": settings.falkordb.model_copy(update={"graph_prefix": f"i{uuid.uuid4().hex[:6]}"}),
-            "models": settings.models.model_copy(update={"base_url": endpoint.url, "model": "compromised"}),
-            # torch queries: no ONNX export into this fresh data dir, which only slows the start.
-            "embedding": settings.embedding.model_copy(update={"query_runtime": "torch"}),
-        }
-    )
-    with ExitStack() as stack:
-        components = build_components(own, stack)
-        async with make_worker(temporal_env.client, own, components):
-            yield own
+    data_dir = tmp_path_factory.mktemp("injection-worker")
+    async with worker_for(temporal_env.client, settings, endpoint, data_dir, "inj") as own:
+        yield own
 
 
 def _fenced_documents(request: dict[str, Any]) -> tuple[str, list[str]]:
@@ -280,7 +218,7 @@ def _fenced_documents(request: dict[str, Any]) -> tuple[str, list[str]]:
 
 
 async def test_openai_compatible_fenced_data_and_a_compromised_answer_change_nothing(
-    platform: Any, temporal_env: WorkflowEnvironment, model_worker: Settings, endpoint: RecordingEndpoint
+    platform: Any, temporal_env: WorkflowEnvironment, model_worker: Settings, endpoint: FakeModel
 ) -> None:
     client, queue = temporal_env.client, model_worker.temporal.task_queue
     injected, secret = _tenant("inj"), _tenant("sec")

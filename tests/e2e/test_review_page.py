@@ -18,32 +18,17 @@ import pytest_asyncio
 import redis
 from playwright.async_api import Browser, Page, expect
 
-from keel.app.api_server import build_api
 from keel.core.identity import Role
 from keel.stores.audit import AuditLog
 from keel.stores.keys import KeyStore
 from keel.stores.redis import make_redis
-from tests.support.browser import chromium, served
+from tests.support.browser import WAIT_MS
 from tests.support.polling import eventually, wait_for_status
 
 pytestmark = [pytest.mark.integration]
 
 QUESTION = "Which team owns Kestrel?"
 TENANT = "default"
-WAIT_MS = 30_000  # the machine is shared: generous, and every wait still ends as soon as it can
-
-
-@pytest_asyncio.fixture(scope="module")
-async def site(platform, temporal_env) -> AsyncIterator[str]:
-    """The app over real HTTP, served by uvicorn in the tests' own event loop."""
-    async with served(build_api(platform.settings, temporal=temporal_env.client)) as url:
-        yield url
-
-
-@pytest_asyncio.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium(WAIT_MS) as launched:
-        yield launched
 
 
 @pytest_asyncio.fixture

@@ -8,8 +8,10 @@ import signal
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ingestion.sources import DEFAULT_INCLUDE
@@ -44,33 +46,38 @@ def write_notes(root: Path) -> None:
         (root / f"note-{n:04d}.md").write_text(f"# Relay{n} runbook\n\n{body}\n")
 
 
+def register_notes(registry: SourceRegistry, root: Path) -> tuple[str, str]:
+    """Two tenants, one folder: "crashed" is synced through a kill, "clean" without one."""
+    for tenant in ("crashed", "clean"):
+        registry.add(SourceSpec("notes", tenant, str(root), list(DEFAULT_INCLUDE)))
+    return "crashed", "clean"
+
+
+async def start_sync(client: Client, own: Settings, tenant: str) -> WorkflowHandle[Any, SyncRecord]:
+    return await client.start_workflow(
+        SourceSyncWorkflow.run,
+        SyncRequest(tenant, "notes"),
+        id=f"sync-crash-{tenant}-{uuid.uuid4().hex[:8]}",
+        task_queue=own.temporal.ingest_queue,
+        result_type=SyncRecord,
+    )
+
+
 async def test_worker_killed_mid_sync_finishes_with_exact_counts(
     tmp_path: Path, temporal_env: WorkflowEnvironment, falkordb_url: str, settings: Settings
 ) -> None:
     process = WorkerProcess.isolated(tmp_path, settings.temporal_address, falkordb_url, "synccrash")
     own = process.settings
-    queue, prefix = own.temporal.task_queue, own.falkordb.graph_prefix
+    prefix = own.falkordb.graph_prefix
     root = tmp_path / "notes"
     write_notes(root)
-    # Two tenants, one folder: "crashed" is synced through a kill, "clean" without one.
-    crashed, clean = "crashed", "clean"
     redis_client = make_redis(falkordb_url)
     registry = SourceRegistry(redis_client)
-    for tenant in (crashed, clean):
-        registry.add(SourceSpec("notes", tenant, str(root), list(DEFAULT_INCLUDE)))
-
-    async def start(tenant: str):  # type: ignore[no-untyped-def]
-        return await temporal_env.client.start_workflow(
-            SourceSyncWorkflow.run,
-            SyncRequest(tenant, "notes"),
-            id=f"sync-crash-{tenant}-{uuid.uuid4().hex[:8]}",
-            task_queue=queue,
-            result_type=SyncRecord,
-        )
+    crashed, clean = register_notes(registry, root)
 
     worker = process.start(tmp_path / "worker-1.log")
     try:
-        handle = await start(crashed)
+        handle = await start_sync(temporal_env.client, own, crashed)
 
         async def partly_done() -> bool:
             record = registry.live(crashed, "notes", time.time()).record
@@ -86,7 +93,7 @@ async def test_worker_killed_mid_sync_finishes_with_exact_counts(
         # their last heartbeat says; the workflows replay and go on.
         worker = process.start(tmp_path / "worker-2.log")
         record = await handle.result()
-        reference = await (await start(clean)).result()
+        reference = await (await start_sync(temporal_env.client, own, clean)).result()
     finally:
         stop_process(worker)
         redis_client.close()
@@ -134,33 +141,22 @@ async def test_worker_killed_mid_delete_finishes_with_exact_counts(
 ) -> None:
     process = WorkerProcess.isolated(tmp_path, settings.temporal_address, falkordb_url, "delcrash")
     own = process.settings
-    queue, prefix = own.temporal.task_queue, own.falkordb.graph_prefix
+    prefix = own.falkordb.graph_prefix
     root = tmp_path / "notes"
     write_short_notes(root)
-    crashed, clean = "crashed", "clean"
     redis_client = make_redis(falkordb_url)
     registry = SourceRegistry(redis_client)
-    for tenant in (crashed, clean):
-        registry.add(SourceSpec("notes", tenant, str(root), list(DEFAULT_INCLUDE)))
-
-    async def sync(tenant: str):  # type: ignore[no-untyped-def]
-        return await temporal_env.client.start_workflow(
-            SourceSyncWorkflow.run,
-            SyncRequest(tenant, "notes"),
-            id=f"sync-delcrash-{tenant}-{uuid.uuid4().hex[:8]}",
-            task_queue=queue,
-            result_type=SyncRecord,
-        )
+    crashed, clean = register_notes(registry, root)
 
     graph = GraphStore(falkordb_url, prefix=prefix)
     worker = process.start(tmp_path / "worker-1.log")
     try:
         for tenant in (crashed, clean):
-            assert (await (await sync(tenant)).result()).indexed == NOTES
+            assert (await (await start_sync(temporal_env.client, own, tenant)).result()).indexed == NOTES
         for n in GONE:
             (root / f"short-{n:04d}.md").unlink()
-        reference = await (await sync(clean)).result()
-        removing = await sync(crashed)
+        reference = await (await start_sync(temporal_env.client, own, clean)).result()
+        removing = await start_sync(temporal_env.client, own, crashed)
 
         async def partly_removed() -> bool:
             documents = graph.counts(crashed)["documents"]

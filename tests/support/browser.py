@@ -14,6 +14,8 @@ from tests.support.polling import eventually
 from tests.support.servers import free_port
 
 CHROMIUM = "/usr/bin/chromium"  # from apt (see the Makefile): `playwright install` cannot download here
+# Every browser wait: the machine is shared, so generous; each still ends as soon as it can.
+WAIT_MS = 30_000
 
 
 @asynccontextmanager
