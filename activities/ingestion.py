@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from redis import RedisError
 from temporalio import activity
 
 from activities.errors import permanent_errors
@@ -23,6 +24,7 @@ from keel.core.domain import DeleteDocument, DocumentRef, IndexedDocument
 from keel.core.errors import FailureKind, failure
 from keel.core.faults import pause_if_asked
 from keel.core.settings import Settings
+from keel.stores.answer_cache import AnswerCache
 from keel.stores.blobs import BlobNotFoundError, BlobStore
 from retrieval.clean_text import clean_text
 from retrieval.encoders import DenseEncoder, SparseEncoder
@@ -57,6 +59,8 @@ class IngestionActivities:
         dense: DenseEncoder,
         sparse: SparseEncoder,
         blobs: BlobStore,
+        *,
+        cache: AnswerCache | None = None,
     ) -> None:
         self._settings = settings
         self._vectors = vectors
@@ -64,6 +68,9 @@ class IngestionActivities:
         self._dense = dense
         self._sparse = sparse
         self._blobs = blobs
+        # Cached answers citing a document go as soon as a new version of it is readable, or it
+        # is deleted (a source sync's removals: SourceActivities, with the same cache).
+        self._cache = cache
 
     @property
     def chunk_chars(self) -> int:
@@ -96,6 +103,7 @@ class IngestionActivities:
             or bool(self._vectors.count(tenant, document_id, staged=True))
         )
         self.remove(tenant, document_id)
+        invalidate_answers(self._cache, tenant, [document_id])
         return existed
 
     def remove(self, tenant: str, document_id: str) -> None:
@@ -175,6 +183,9 @@ class IngestionActivities:
         ]
         hold = functools.partial(pause_if_asked, COMMIT_FAULT_STEP, self._settings.faults)
         removed = write_documents(tenant, writes, self._vectors, self._graph, before_commit=hold)
+        # Every document written, even one whose graph already had this version: that is a retry
+        # after a crash between commit and publish, before the first attempt got here.
+        invalidate_answers(self._cache, tenant, [doc.document_id for doc in prepared])
         for (position, _), doc, dropped in zip(changed, prepared, removed, strict=True):
             results[position] = IndexedDocument(
                 doc.document_id,
@@ -212,6 +223,19 @@ class IngestionActivities:
         ids = [chunk_id_for(document_id, position) for position in range(count)]
         stored = self._vectors.get_chunks(tenant, ids, with_vectors=True)
         return {embedded_text(c.title, c.text): c.dense for c in stored if c.dense is not None}
+
+
+def invalidate_answers(cache: AnswerCache | None, tenant: str, document_ids: list[str]) -> None:
+    """Drop the cached answers citing these documents (changed or removed). A failure is logged,
+    not raised: the documents are written, and a cache hit is checked against the versions it
+    cites before it is served, so an entry left behind here is never served."""
+    if cache is None or not document_ids:
+        return
+    try:
+        cache.invalidate_documents(tenant, document_ids)
+    except RedisError as err:
+        count = len(document_ids)
+        _log.warning("answer cache: could not invalidate %d documents of %s: %s", count, tenant, err)
 
 
 def _cleaned(tenant: str, item: TextToIndex) -> TextToIndex:

@@ -12,7 +12,7 @@ from pathlib import Path
 from temporalio import activity
 
 from activities.errors import permanent_errors
-from activities.ingestion import IngestionActivities, TextToIndex
+from activities.ingestion import IngestionActivities, TextToIndex, invalidate_answers
 from ingestion.files import record_document_id
 from ingestion.parsers import ParseError, parse_file
 from ingestion.sources import SourceError, SourceFile, scan_folder
@@ -27,6 +27,7 @@ from keel.core.domain import (
     SyncRequest,
 )
 from keel.core.errors import FailureKind, failure
+from keel.stores.answer_cache import AnswerCache
 from keel.stores.blobs import BlobStore
 from keel.stores.sources import SourceNotFoundError, SourceRegistry, SourceSpec
 from retrieval.graph_store import GraphStore, Provenance
@@ -44,11 +45,16 @@ class SourceActivities:
         graph: GraphStore,
         blobs: BlobStore,
         registry: SourceRegistry,
+        *,
+        cache: AnswerCache | None = None,
     ) -> None:
         self._ingestion = ingestion
         self._graph = graph
         self._blobs = blobs
         self._registry = registry
+        # Answers citing a removed document go with it; a changed one's are dropped by
+        # `ingestion.index_texts`, which knows which documents it wrote.
+        self._cache = cache
 
     def _spec(self, tenant: str, source_id: str) -> SourceSpec:
         try:
@@ -183,6 +189,7 @@ class SourceActivities:
                 for document_id, path, _ in self._graph.source_documents(spec.tenant, spec.source_id):
                     if path == file.path and document_id not in written:
                         self._ingestion.remove(spec.tenant, document_id)
+                        invalidate_answers(self._cache, spec.tenant, [document_id])
                         result.removed += 1
 
     @activity.defn(name="sources.remove_documents")
@@ -192,6 +199,7 @@ class SourceActivities:
         documents = [str(d) for d in self._blobs.get_json(request.tenant, request.documents_key)["documents"]]
         for count, document_id in enumerate(documents, start=1):
             self._ingestion.remove(request.tenant, document_id)
+            invalidate_answers(self._cache, request.tenant, [document_id])
             activity.heartbeat(count)
         return len(documents)
 

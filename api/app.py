@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from api.body_limit import BodyLimit
 from api.deps import AppState
 from api.errors import add_error_handlers
-from api.routers import audit, documents, health, keys, review_page, reviews, sources, tasks
+from api.routers import audit, documents, health, keys, metrics, review_page, reviews, sources, tasks, usage
 
 # Swagger UI as files in a package (fastapi-offline's static folder): FastAPI's own /docs loads
 # it from a CDN, a blank page on a machine without internet. No /redoc: ReDoc's bundle fetches its
@@ -56,11 +56,13 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     for router in (
         health.router,
+        metrics.router,
         documents.router,
         sources.router,
         tasks.router,
         reviews.router,
         audit.router,
+        usage.router,
         keys.router,
         review_page.router,
     ):

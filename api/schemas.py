@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.validation import CheckedIn, check_path
 from keel.core.review_queue import Show
@@ -122,6 +122,10 @@ class TaskIn(CheckedIn):
         description="Who asks is the key's principal: omit this, or give that same name",
     )
     review_policy: ReviewPolicyIn = Field(default_factory=ReviewPolicyIn)
+    cache: bool = Field(
+        default=True,
+        description="false: answer afresh, bypassing the answer cache (the new answer is still kept)",
+    )
 
     @field_validator("question")
     @classmethod
@@ -164,6 +168,40 @@ class ReviewOut(BaseModel):
     group: str = ""
 
 
+class StepUsageOut(BaseModel):
+    step: str = Field(description="plan, retrieve, rerank, generate, grade, review or cache")
+    kind: Literal["model", "embed", "rerank", "review", "none"]
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    texts: int = Field(description="Texts encoded, or (question, passage) pairs scored")
+    latency_ms: float = Field(description="A review's: the reviewer's handling time (claim to decision)")
+    cpu_ms: float
+    cost: float
+    priced: bool = Field(description="false: no price in the table matched the model")
+    tokens_counted: bool = Field(description="true: the provider reported no usage; Keel counted tokens")
+    route: str = Field(description="generate: which model the router chose, and why")
+    waited_ms: float = Field(description="review: from the request for review to the decision")
+
+
+class TaskUsageOut(BaseModel):
+    pipeline_version: str = Field(description="Digest of the models, prompts and retrieval settings in force")
+    steps: list[StepUsageOut]
+    cost: float
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+
+
+class CacheOut(BaseModel):
+    hit: bool
+    source_task: str = Field(description="On a hit: the task whose answer this is")
+    similarity: float
+    approved_by: str = Field(description="The reviewer who approved the source answer, if it needed one")
+    note: str = Field(description="On a miss: why no earlier answer was used")
+
+
 class TaskResultOut(BaseModel):
     answer: str | None
     citations: list[CitationOut]
@@ -173,6 +211,8 @@ class TaskResultOut(BaseModel):
     grounding: float
     rounds: int
     model: str
+    usage: TaskUsageOut
+    cache: CacheOut
 
 
 class TaskOut(BaseModel):
@@ -282,7 +322,9 @@ class ReviewDone(BaseModel):
 class AuditEntryOut(BaseModel):
     task_id: str
     round: int
-    action: str = Field(description="approve, reject, edit, request_changes; escalate or expire by keel")
+    action: str = Field(
+        description="approve, reject, edit, request_changes; escalate, expire or cache_hit by keel"
+    )
     actor: str
     at: str
     reason: str
@@ -420,3 +462,38 @@ class KeyCreated(KeyOut):
 
 class KeyList(BaseModel):
     keys: list[KeyOut]
+
+
+class UsageRowOut(BaseModel):
+    """Usage summed over one combination of the grouped dimensions; the others are ""."""
+
+    tenant: str = ""
+    key: str = Field(default="", description="The API key id that submitted the work")
+    day: str = Field(default="", description="UTC day, ISO 8601")
+    model: str = Field(default="", description='The model that did the work; "human" for a review')
+    step: str = Field(
+        default="", description='plan, retrieve, rerank, generate, grade, review, cache; "task" counts tasks'
+    )
+    pipeline: str = ""
+    tasks: int = Field(default=0, description="Tasks finished")
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    texts: int = Field(default=0, description="Texts encoded, or (query, passage) pairs scored")
+    latency_ms: float = 0.0
+    cpu_ms: float = 0.0
+    waited_ms: float = Field(default=0.0, description="Review: from the request for review to the decision")
+    cost: float = Field(default=0.0, description="In `currency`; a review's is the reviewer's time")
+
+
+class UsageOut(BaseModel):
+    """Who spent what over a range of UTC days (inclusive), largest cost first."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    currency: str
+    from_: str = Field(alias="from", description="First UTC day, ISO 8601")
+    to: str = Field(description="Last UTC day, ISO 8601 (inclusive)")
+    group_by: list[str]
+    rows: list[UsageRowOut]
+    total: UsageRowOut = Field(description="Every row summed")

@@ -7,15 +7,19 @@ Imported by the scripts beside it (`python bench/x.py` puts this folder on the p
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import uvicorn
+from starlette.types import ASGIApp
 from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
@@ -29,6 +33,10 @@ T = TypeVar("T")
 
 # A step where other processes took more than this share of the CPUs is flagged NOISY.
 NOISY_SHARE = 0.05
+
+
+class BenchError(Exception):
+    """A bench could not measure: what failed, said in one line instead of a traceback."""
 
 
 def verdict(ok: bool) -> str:
@@ -133,3 +141,34 @@ class Usage:
             idle = (os.cpu_count() or 1) * used["wall"] - machine
             cells = [used.get(n, 0.0) for n in names] + [machine - ours, idle]
             print(f"  {step:<{self._width}}{used['wall']:>8.1f}" + "".join(f"{c:>15.1f}" for c in cells))
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without signal handlers of its own: Ctrl-C and SIGTERM stop the whole bench,
+    which stops this server with the others."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(stack: AsyncExitStack, app: ASGIApp) -> str:
+    """Serve `app` over HTTP on a free port in this event loop, until `stack` closes; its URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = QuietServer(config)
+    running = asyncio.create_task(server.serve())
+
+    async def stop() -> None:
+        server.should_exit = True
+        await running
+
+    stack.push_async_callback(stop)
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if running.done():
+            running.result()  # its exception, if it has one
+        if running.done() or time.monotonic() > deadline:
+            raise BenchError("the API server did not start")
+        await asyncio.sleep(0.05)
+    return f"http://127.0.0.1:{port}"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -31,7 +30,6 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,8 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from harness import NOISY_SHARE, Usage, start_platform, verdict
+from harness import NOISY_SHARE, BenchError, Usage, serve, start_platform, verdict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
@@ -48,7 +45,6 @@ from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, Tele
 from ingestion.files import load_documents
 from keel.app.api_server import build_api
 from keel.app.demo import CORPUS_DIR, demo_questions
-from keel.app.embedded import free_port
 from keel.control.documents import start_batch
 from keel.control.tasks import STATUS_QUERIES
 from keel.core.review_queue import QueueFilter, select
@@ -68,10 +64,6 @@ VIEWS: dict[str, dict[str, str]] = {
 }
 WARMUP = 3  # untimed calls before each series: connections, first-call caches
 POLL_S = 2.0  # between listings while the queue fills: each one takes CPU from the worker
-
-
-class BenchError(Exception):
-    """The platform could not be brought to the state the measurement needs."""
 
 
 # --- The platform, in this process ----------------------------------------------------------
@@ -125,37 +117,6 @@ class CoreLogs(logging.Handler):
         forward = LogForwardingConfig(logger=logger)
         levels = TelemetryFilter(core_level="WARN", other_level="ERROR")
         return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=levels, forwarding=forward)))
-
-
-class QuietServer(uvicorn.Server):
-    """uvicorn without signal handlers of its own: Ctrl-C and SIGTERM stop the whole bench,
-    which stops this server with the others."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def serve(stack: AsyncExitStack, app: ASGIApp) -> str:
-    """Serve `app` over HTTP on a free port in this event loop, until `stack` closes; its URL."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    server = QuietServer(config)
-    running = asyncio.create_task(server.serve())
-
-    async def stop() -> None:
-        server.should_exit = True
-        await running
-
-    stack.push_async_callback(stop)
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if running.done():
-            running.result()  # its exception, if it has one
-        if running.done() or time.monotonic() > deadline:
-            raise BenchError("the API server did not start")
-        await asyncio.sleep(0.05)
-    return f"http://127.0.0.1:{port}"
 
 
 @dataclass

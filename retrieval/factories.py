@@ -42,7 +42,8 @@ def make_dense_encoder(settings: Settings) -> DenseEncoder:
     )
 
 
-def _weights(settings: Settings) -> Path:
+def reranker_weights_path(settings: Settings) -> Path:
+    """The learned reranker's weights file: the configured one, else the committed one."""
     return (
         Path(settings.retrieval.ltr_weights_path) if settings.retrieval.ltr_weights_path else DEFAULT_WEIGHTS
     )
@@ -57,7 +58,7 @@ def make_reranker(settings: Settings, dense: DenseEncoder) -> Reranker:
         return CrossEncoderReranker(cfg.cross_encoder_path, int8=cfg.cross_encoder_int8)
     if cfg.reranker == "feature":
         return FeatureReranker(dense)
-    return LearnedReranker.from_file(_weights(settings))
+    return LearnedReranker.from_file(reranker_weights_path(settings))
 
 
 def reranker_name(settings: Settings) -> str:
@@ -67,4 +68,4 @@ def reranker_name(settings: Settings) -> str:
         return f"cross-encoder:{cfg.cross_encoder_path}{'+int8' if cfg.cross_encoder_int8 else ''}"
     if cfg.reranker == "feature":
         return FeatureReranker.name
-    return LearnedReranker(LinearModel.load(_weights(settings))).name
+    return LearnedReranker(LinearModel.load(reranker_weights_path(settings))).name

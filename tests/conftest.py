@@ -69,6 +69,9 @@ def settings(
         falkordb={"url": falkordb_url, "graph_prefix": f"t{uuid.uuid4().hex[:6]}"},
         # Folder sources are allowed under the session's temporary folders only.
         sources={"roots": [str(tmp_path_factory.getbasetemp())]},
+        # Tests ask the same questions again and again, each expecting the agent's own run; the
+        # answer cache's tests turn it on for themselves (tests/e2e/test_answer_cache.py).
+        cache={"enabled": False},
         # Keys are set so the Langfuse code path runs; spans go to an in-memory exporter.
         tracing={
             "langfuse_public_key": "pk-test",

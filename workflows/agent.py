@@ -103,6 +103,8 @@ class AgentWorkflow:
                 "requested_at": review.requested_at,
                 "round": review.round,
                 "group": review.group,
+                # The decider's handling time starts at their claim (reviewer time is usage too).
+                "claimed_at": review.claimed_at if review.claimed_by == decision.reviewer else "",
             }
             state = await app.ainvoke(Command(resume=resume), config)
         result: TaskResult = value_to_type(TaskResult, state["result"])
@@ -148,7 +150,7 @@ class AgentWorkflow:
         review, plan = self._review, self._plan
         previous = review.group
         review.escalated, review.group = True, plan.escalate_to
-        review.claimed_by, review.lease_until = "", ""
+        review.claimed_by, review.lease_until, review.claimed_at = "", "", ""
         review.deadline = (workflow.now() + timedelta(seconds=plan.escalation_deadline_s)).isoformat()
         await self._publish_to_queue()
         await self._audit(
@@ -228,6 +230,8 @@ class AgentWorkflow:
         """Hide the item from other reviewers for the policy's lease; claiming again renews it."""
         assert self._review is not None and self._plan is not None
         until = workflow.now() + timedelta(seconds=self._plan.lease_s)
+        if self._review.claimed_by != claim.reviewer or not self._review.claimed_at:
+            self._review.claimed_at = workflow.now().isoformat()  # a renewal keeps the first claim's time
         self._review.claimed_by, self._review.lease_until = claim.reviewer, until.isoformat()
         self._queue_stale = True
         task_id = workflow.info().workflow_id
@@ -243,7 +247,7 @@ class AgentWorkflow:
     async def release_review(self, claim: ReviewClaim) -> ClaimAck:
         """Give a claimed item back to the queue before its lease ends."""
         assert self._review is not None
-        self._review.claimed_by, self._review.lease_until = "", ""
+        self._review.claimed_by, self._review.lease_until, self._review.claimed_at = "", "", ""
         self._queue_stale = True
         return ClaimAck(workflow.info().workflow_id, claim.reviewer, "", self._review.round)
 

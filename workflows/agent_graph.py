@@ -1,4 +1,4 @@
-"""The agent as a LangGraph graph: plan → retrieve → rerank → generate → grade → review? → finalize.
+"""The agent as a LangGraph graph: cache? → plan → retrieve → rerank → generate → grade → review? → finalize.
 
 Every node runs in the workflow (deterministic) and calls one activity for its I/O,
 with one small dataclass in and out. The graph state holds plain JSON values only
@@ -9,7 +9,7 @@ checkpointer never needs to know Keel's types.
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any, TypedDict, TypeVar
 
@@ -22,8 +22,14 @@ from workflows import policies
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
+    from activities.audit import AuditActivities
     from keel.core.chunks import ScoredChunk
     from keel.core.domain import (
+        AccountInput,
+        AuditEntry,
+        CacheInfo,
+        CacheLookupInput,
+        CacheLookupOutput,
         Draft,
         FinalizeInput,
         GenerateInput,
@@ -38,8 +44,13 @@ with workflow.unsafe.imports_passed_through():
         TaskRequest,
         TaskResult,
     )
+    from keel.core.identity import SYSTEM_ACTOR
+    from keel.core.usage import StepUsage, TaskUsage
 
 AGENT_GRAPH = "keel-agent"
+# Tasks started before these changes replay without them (workflow.patched).
+ANSWER_CACHE_PATCH = "answer-cache"
+TASK_USAGE_PATCH = "task-usage"
 _T = TypeVar("_T")
 
 
@@ -59,6 +70,10 @@ class AgentState(TypedDict, total=False):
     cost: float  # the task's model cost so far
     context_key: str  # blob of the cited documents, for the reviewer page
     result: dict[str, Any]
+    cached: dict[str, Any] | None  # CacheLookupOutput of a hit; None: answered afresh
+    cache_info: dict[str, Any]  # CacheInfo of the lookup (a miss says why)
+    usage: list[dict[str, Any]]  # StepUsage of every step run, in order
+    pipeline_version: str
 
 
 def _load(cls: type[_T], value: Any) -> _T:
@@ -75,6 +90,58 @@ def _step(name: str) -> None:
     workflow.upsert_memo({"step": name})
 
 
+def _used(state: AgentState, usage: StepUsage) -> list[dict[str, Any]]:
+    return [*state.get("usage", []), asdict(usage)]
+
+
+async def cache(state: AgentState) -> dict[str, Any]:
+    """Look for an earlier answer this question may reuse (none when the request bypasses it)."""
+    request = _load(TaskRequest, state["request"])
+    if not workflow.patched(ANSWER_CACHE_PATCH):
+        return {"cached": None}
+    if not request.cache:
+        return {"cached": None, "cache_info": {"note": "bypassed by the request"}}
+    _step("cache")
+    out = await workflow.execute_local_activity_method(
+        AgentActivities.cache_lookup,
+        CacheLookupInput(request.tenant, request.question, request.review, request.overrides),
+        start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
+        retry_policy=policies.FAST_STEP_RETRY,
+    )
+    update: dict[str, Any] = {"cache_info": asdict(out.info)}
+    if out.usage is not None:
+        update["usage"] = _used(state, out.usage)
+    if out.info.hit:
+        await _audit_cache_hit(request, out)
+        return {**update, "cached": asdict(out)}
+    return {**update, "cached": None}
+
+
+async def _audit_cache_hit(request: TaskRequest, out: CacheLookupOutput) -> None:
+    """A reused answer goes out with no step of its own: the audit log says whose it is."""
+    info = out.info
+    approved = f", approved by {info.approved_by}" if info.approved_by else ""
+    entry = AuditEntry(
+        task_id=workflow.info().workflow_id,
+        tenant=request.tenant,
+        round=0,
+        action="cache_hit",
+        actor=SYSTEM_ACTOR,
+        at=workflow.now().isoformat(),
+        reason=f"answer of {info.source_task} (question similarity {info.similarity:.3f}{approved})",
+    )
+    await workflow.execute_local_activity_method(
+        AuditActivities.record,
+        entry,
+        start_to_close_timeout=policies.AUDIT_TIMEOUT,
+        retry_policy=policies.AUDIT_RETRY,
+    )
+
+
+async def route_after_cache(state: AgentState) -> str:
+    return "finalize" if state.get("cached") else "plan"
+
+
 async def plan(state: AgentState) -> dict[str, Any]:
     _step("plan")
     request = _load(TaskRequest, state["request"])
@@ -84,7 +151,13 @@ async def plan(state: AgentState) -> dict[str, Any]:
         start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
         retry_policy=policies.FAST_STEP_RETRY,
     )
-    return {"queries": out.queries, "entities": out.entities, "round": 1}
+    return {
+        "queries": out.queries,
+        "entities": out.entities,
+        "round": 1,
+        "pipeline_version": out.pipeline_version,
+        "usage": _used(state, out.usage),
+    }
 
 
 async def retrieve(state: AgentState) -> dict[str, Any]:
@@ -98,7 +171,7 @@ async def retrieve(state: AgentState) -> dict[str, Any]:
         start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
         retry_policy=policies.FAST_STEP_RETRY,
     )
-    return {"candidates": [asdict(c) for c in out.candidates]}
+    return {"candidates": [asdict(c) for c in out.candidates], "usage": _used(state, out.usage)}
 
 
 async def rerank(state: AgentState) -> dict[str, Any]:
@@ -113,7 +186,11 @@ async def rerank(state: AgentState) -> dict[str, Any]:
         start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
         retry_policy=policies.FAST_STEP_RETRY,
     )
-    return {"passages": [asdict(p) for p in out.passages], "reranker": out.reranker}
+    return {
+        "passages": [asdict(p) for p in out.passages],
+        "reranker": out.reranker,
+        "usage": _used(state, out.usage),
+    }
 
 
 async def generate(state: AgentState) -> dict[str, Any]:
@@ -126,11 +203,17 @@ async def generate(state: AgentState) -> dict[str, Any]:
             question=request.question,
             passages=_chunks(state["passages"]),
             instruction=state.get("instruction", ""),
+            key_id=request.key_id,
+            round=state["round"],
         ),
         start_to_close_timeout=policies.MODEL_CALL_TIMEOUT,
         retry_policy=policies.MODEL_CALL_RETRY,
     )
-    return {"draft": asdict(draft), "cost": state.get("cost", 0.0) + draft.cost}
+    return {
+        "draft": asdict(draft),
+        "cost": state.get("cost", 0.0) + draft.cost,
+        "usage": _used(state, draft.usage),
+    }
 
 
 async def grade(state: AgentState) -> dict[str, Any]:
@@ -152,7 +235,7 @@ async def grade(state: AgentState) -> dict[str, Any]:
         start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
         retry_policy=policies.FAST_STEP_RETRY,
     )
-    update: dict[str, Any] = {"grade": asdict(out)}
+    update: dict[str, Any] = {"grade": asdict(out), "usage": _used(state, out.usage)}
     if out.needs_review:
         draft = _load(Draft, state["draft"])
         update["context_key"] = await workflow.execute_local_activity_method(
@@ -214,6 +297,7 @@ def review(state: AgentState) -> dict[str, Any]:
         round=resumed["round"],
         instruction=decision.instruction,
         group=resumed["group"],
+        claimed_at=resumed.get("claimed_at", ""),
     )
     update: dict[str, Any] = {
         "review": asdict(record),
@@ -247,6 +331,39 @@ async def route_after_review(state: AgentState) -> str:
 async def finalize(state: AgentState) -> dict[str, Any]:
     _step("finalize")
     request = _load(TaskRequest, state["request"])
+    result = _served(state) if state.get("cached") else _answered(state)
+    if workflow.patched(TASK_USAGE_PATCH):
+        result.usage = await workflow.execute_local_activity_method(
+            AgentActivities.account,
+            AccountInput(
+                tenant=request.tenant,
+                key_id=request.key_id,
+                pipeline_version=state.get("pipeline_version", ""),
+                steps=[_load(StepUsage, u) for u in state.get("usage", [])],
+                reviews=[] if result.cache.hit else result.reviews,
+            ),
+            start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
+            retry_policy=policies.FAST_STEP_RETRY,
+        )
+    await workflow.execute_local_activity_method(
+        AgentActivities.finalize,
+        FinalizeInput(
+            tenant=request.tenant,
+            question=request.question,
+            result=result,
+            key_id=request.key_id,
+            review=request.review,
+            overrides=request.overrides,
+            cache=request.cache,
+        ),
+        start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
+        retry_policy=policies.FAST_STEP_RETRY,
+    )
+    return {"result": asdict(result)}
+
+
+def _answered(state: AgentState) -> TaskResult:
+    """The result of the agent's own work: the draft, as the review left it."""
     draft = _load(Draft, state["draft"])
     grade_out = _load(GradeOutput, state["grade"])
     record = _load(ReviewRecord, state["review"]) if state.get("review") else None
@@ -262,13 +379,17 @@ async def finalize(state: AgentState) -> dict[str, Any]:
         review_reason=grade_out.review_reason,
         reviews=[_load(ReviewRecord, r) for r in state.get("reviews", [])],
     )
-    await workflow.execute_local_activity_method(
-        AgentActivities.finalize,
-        FinalizeInput(tenant=request.tenant, question=request.question, result=result),
-        start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
-        retry_policy=policies.FAST_STEP_RETRY,
-    )
-    return {"result": asdict(result)}
+    if "cache_info" in state:
+        result.cache = _load(CacheInfo, state["cache_info"])
+    return result
+
+
+def _served(state: AgentState) -> TaskResult:
+    """An earlier task's result, served from the cache: its answer, citations and approval, with
+    this task's own usage and where the answer came from."""
+    hit = _load(CacheLookupOutput, state["cached"])
+    assert hit.result is not None
+    return replace(hit.result, usage=TaskUsage(), cache=hit.info)
 
 
 def make_agent_graph() -> StateGraph:
@@ -276,6 +397,7 @@ def make_agent_graph() -> StateGraph:
     in_workflow = {"execute_in": "workflow"}
     g = StateGraph(AgentState)
     for name, node in (
+        ("cache", cache),
         ("plan", plan),
         ("retrieve", retrieve),
         ("rerank", rerank),
@@ -285,7 +407,8 @@ def make_agent_graph() -> StateGraph:
         ("finalize", finalize),
     ):
         g.add_node(name, node, metadata=dict(in_workflow))
-    g.add_edge(START, "plan")
+    g.add_edge(START, "cache")
+    g.add_conditional_edges("cache", route_after_cache, {"plan": "plan", "finalize": "finalize"})
     g.add_edge("plan", "retrieve")
     g.add_edge("retrieve", "rerank")
     g.add_edge("rerank", "generate")

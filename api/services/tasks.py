@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client
 
 from api.schemas import (
+    CacheOut,
     CitationOut,
     ObservationOut,
     ReviewOut,
@@ -21,6 +23,7 @@ from api.schemas import (
     TaskOut,
     TaskResultOut,
     TaskStatusLiteral,
+    TaskUsageOut,
     TraceOut,
 )
 from keel.control import tasks
@@ -71,6 +74,8 @@ class TaskService:
             tenant=self._tenant,
             requester=self._caller.name,
             overrides=ReviewOverrides(**body.review_policy.model_dump()),
+            key_id=self._caller.key_id,
+            cache=body.cache,
         )
         return await tasks.start_task(self._client, request, self._settings.temporal.task_queue)
 
@@ -118,6 +123,8 @@ class TaskService:
             grounding=result.grounding,
             rounds=result.rounds,
             model=result.model,
+            usage=TaskUsageOut.model_validate(asdict(result.usage)),
+            cache=CacheOut.model_validate(asdict(result.cache)),
         )
 
     async def citation_views(self, citations: Sequence[Citation]) -> list[CitationOut]:

@@ -225,11 +225,15 @@ def eval_command(
 
 
 def _add_subcommands() -> None:
+    from keel.app.cost_model_cli import cost_model
     from keel.app.keys_cli import app as keys_app
     from keel.app.sources_cli import app as sources_app
+    from keel.app.usage_cli import usage
 
     app.add_typer(sources_app, name="sources")
     app.add_typer(keys_app, name="keys")
+    app.command("usage")(usage)
+    app.command("cost-model")(cost_model)
 
 
 _add_subcommands()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
+import redis
 import typer
 from pydantic import SecretStr, ValidationError
 
@@ -27,6 +31,25 @@ def load_settings() -> Settings:
         return settings
     password = falkordb_password(settings.data_dir)
     return settings if password is None else with_falkordb_password(settings, password)
+
+
+T = TypeVar("T")
+
+
+@contextmanager
+def store_on_falkordb(settings: Settings, command: str, build: Callable[[redis.Redis], T]) -> Iterator[T]:
+    """A store of Keel's records on the configured FalkorDB (`build` makes it from the client);
+    exit 1 with the reason when the server cannot be reached."""
+    from keel.stores.redis import make_redis
+
+    client = make_redis(settings.falkordb_url)
+    try:
+        yield build(client)
+    except redis.RedisError as err:
+        typer.echo(f"{command}: FalkorDB at {settings.falkordb_address} is unavailable: {err}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
 
 
 def with_falkordb_password(settings: Settings, password: str) -> Settings:

@@ -7,13 +7,11 @@ ever prints a secret: the store keeps only hashes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
-import redis
 import typer
 
-from keel.app.cli_common import load_settings
+from keel.app.cli_common import load_settings, store_on_falkordb
 from keel.core.identity import Role, check_tenant, parse_roles, principal_name
 from keel.core.settings import Settings
 from keel.stores.keys import KEY_ID, KeyNotFoundError, KeyRecord, KeyStore
@@ -23,19 +21,9 @@ app = typer.Typer(add_completion=False, help="API keys: create (shown once), lis
 ROLES = ", ".join(role.value for role in Role)
 
 
-@contextmanager
-def key_store(settings: Settings, command: str) -> Iterator[KeyStore]:
+def key_store(settings: Settings, command: str) -> AbstractContextManager[KeyStore]:
     """The key store on the configured FalkorDB; exit 1 with the reason when it cannot be reached."""
-    from keel.stores.redis import make_redis
-
-    client = make_redis(settings.falkordb_url)
-    try:
-        yield KeyStore(client)
-    except redis.RedisError as err:
-        typer.echo(f"{command}: FalkorDB at {settings.falkordb_address} is unavailable: {err}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        client.close()
+    return store_on_falkordb(settings, command, KeyStore)
 
 
 def _refuse(command: str, problem: str) -> typer.Exit:

@@ -18,21 +18,29 @@ from temporalio.langgraph import LangGraphPlugin
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor, Worker
 
 from activities.agent import AgentActivities
+from activities.answer_memory import AnswerMemory
 from activities.audit import AuditActivities
 from activities.ingestion import IngestionActivities
+from activities.metering import Metering
+from activities.pipeline_version import pipeline_version
 from activities.review_queue import ReviewQueueActivities
 from activities.sources import SourceActivities
 from ingestion.entities import extract_entities
-from keel.core.models import make_provider
+from keel.app.worker_metrics import StepMetrics, start_worker_metrics
+from keel.core.models import make_providers
 from keel.core.pipelines import pipeline_named
 from keel.core.settings import Settings
+from keel.core.tokens import tokenizer_counter
 from keel.core.tracing import StepTracer, make_langfuse
+from keel.stores.answer_cache import AnswerCache
 from keel.stores.audit import AuditLog
 from keel.stores.blobs import BlobStore
+from keel.stores.budgets import BudgetLedger
 from keel.stores.redis import make_redis
 from keel.stores.review_index import ReviewQueueIndex
 from keel.stores.sources import SourceRegistry
 from keel.stores.traces import LocalTraceStore
+from keel.stores.usage import UsageLedger
 from retrieval.encoders import DenseEncoder, PriorityGate, SparseEncoder, mark_bulk_thread
 from retrieval.factories import make_dense_encoder, make_reranker, make_vector_store
 from retrieval.feedback import QueryAdapter
@@ -149,28 +157,42 @@ def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | 
         stack.callback(redis_client.close)
         tracer = StepTracer(LocalTraceStore(redis_client), make_langfuse(settings))
     stack.callback(tracer.flush)
-    provider = make_provider(settings, dense.encode_documents, find_entities=extract_entities)
+    providers = make_providers(settings, dense.encode_documents, find_entities=extract_entities)
+    version = pipeline_version(settings)
     log.info(
         "retrieval: pipeline %s, queries encoded by %s, reranker %s, feedback adapter %s; "
-        "answer provider: %s (%s)",
+        "answer providers: %s; pipeline version %s",
         cfg.pipeline,
         dense.query_runtime,
         reranker.name if pipeline_named(cfg.pipeline).rerank else f"none (configured: {reranker.name})",
         f"{adapter.digest} ({adapter.trained_on})" if adapter else "none",
-        provider.name,
-        provider.model,
+        ", ".join(f"{name} = {p.name} ({p.model})" for name, p in providers.items()),
+        version,
     )
     blobs = BlobStore(settings.blob_dir)
     # Ingestion's store calls wait while an agent step runs (see PriorityGate); the agent's do not.
     bulk_vectors = cast(VectorStore, DeferringToInteractive(vectors, dense.gate))
     bulk_graph = cast(GraphStore, DeferringToInteractive(graph, dense.gate))
-    ingestion = IngestionActivities(settings, bulk_vectors, bulk_graph, dense, sparse, blobs)
     registry_client = make_redis(settings.falkordb_url)
     stack.callback(registry_client.close)
+    answers = AnswerCache(registry_client, settings.cache.max_entries_per_tenant)
+    ingestion = IngestionActivities(settings, bulk_vectors, bulk_graph, dense, sparse, blobs, cache=answers)
+    count_tokens = tokenizer_counter(settings.models.tokenizer_path or settings.embedding_model_path())
+    metering = Metering(settings, UsageLedger(registry_client), BudgetLedger(registry_client), count_tokens)
+    memory = (
+        AnswerMemory(answers, graph, dense.encode_query, settings.cache.threshold)
+        if settings.cache.enabled
+        else None
+    )
+    agent = AgentActivities(
+        settings, vectors, graph, retriever, dense, providers, tracer, blobs, metering, version, memory
+    )
     return Components(
-        agent=AgentActivities(settings, vectors, graph, retriever, dense, provider, tracer, blobs),
+        agent=agent,
         ingestion=ingestion,
-        sources=SourceActivities(ingestion, bulk_graph, blobs, SourceRegistry(registry_client)),
+        sources=SourceActivities(
+            ingestion, bulk_graph, blobs, SourceRegistry(registry_client), cache=answers
+        ),
         audit=AuditActivities(AuditLog(registry_client), tracer),
         review_queue=ReviewQueueActivities(ReviewQueueIndex(registry_client)),
         reranker=reranker,
@@ -181,11 +203,13 @@ def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | 
 def agent_activities(components: Components) -> list[Callable[..., Any]]:
     agent = components.agent
     return [
+        agent.cache_lookup,
         agent.plan,
         agent.retrieve,
         agent.rerank,
         agent.generate,
         agent.grade,
+        agent.account,
         agent.finalize,
         agent.review_context,
         components.audit.record,
@@ -219,7 +243,12 @@ def make_agent_worker(client: Client, components: Components, task_queue: str) -
         activity_executor=ThreadPoolExecutor(max_workers=2 * _CORES),
         max_concurrent_activities=AGENT_ACTIVITY_SLOTS,
         max_concurrent_local_activities=AGENT_ACTIVITY_SLOTS,
-        interceptors=[InteractiveSteps(components.dense.gate, agent_activities(components))],
+        interceptors=[
+            InteractiveSteps(components.dense.gate, agent_activities(components)),
+            StepMetrics(
+                task_queue, {"activity": AGENT_ACTIVITY_SLOTS, "local_activity": AGENT_ACTIVITY_SLOTS}
+            ),
+        ],
         plugins=[LangGraphPlugin(graphs={AGENT_GRAPH: make_agent_graph()})],
     )
 
@@ -235,6 +264,7 @@ def make_ingest_worker(client: Client, components: Components, task_queue: str) 
         activity_executor=ThreadPoolExecutor(max_workers=INGEST_ACTIVITY_SLOTS, initializer=mark_bulk_thread),
         max_concurrent_activities=INGEST_ACTIVITY_SLOTS,
         max_concurrent_workflow_tasks=INGEST_WORKFLOW_TASK_SLOTS,
+        interceptors=[StepMetrics(task_queue, {"activity": INGEST_ACTIVITY_SLOTS})],
     )
 
 
@@ -294,6 +324,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None, role
     from keel.control.temporal import connect, ensure_search_attributes
 
     client = await connect(settings)
+    start_worker_metrics(settings)
     if settings.temporal.address:
         # An external cluster: nothing else registers the attributes the queue lists by.
         await ensure_search_attributes(client, settings.temporal.namespace)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, cast
 
 from temporalio.client import (
@@ -113,6 +114,14 @@ async def count_running(client: Client, tenant: str) -> int:
     """The tenant's tasks running now (not those waiting for a reviewer: they hold no slot)."""
     query = f"{_of_tenant(tenant)} AND {STATUS_QUERIES['running']}"
     return (await client.count_workflows(query)).count
+
+
+async def count_tasks(
+    client: Client, tenant: str, status: TaskStatus, rpc_timeout: timedelta | None = None
+) -> int:
+    """The tenant's tasks in one status now (Temporal's visibility)."""
+    query = f"{_of_tenant(tenant)} AND {STATUS_QUERIES[status]}"
+    return (await client.count_workflows(query, rpc_timeout=rpc_timeout)).count
 
 
 def _of_tenant(tenant: str) -> str:

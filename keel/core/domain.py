@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from keel.core.chunks import Citation, ScoredChunk
+from keel.core.usage import StepUsage, TaskUsage
 
 ReviewMode = Literal["always", "never", "auto"]
 # "request_changes" sends the task back to the agent with the reviewer's instruction.
@@ -37,6 +38,34 @@ class TaskRequest:
     tenant: str = "default"
     requester: str = ""  # who asked: with four-eyes on, they cannot approve the answer
     overrides: ReviewOverrides = field(default_factory=ReviewOverrides)
+    key_id: str = ""  # the API key that submitted it: usage and budgets are kept per key
+    cache: bool = True  # False: answer afresh, whatever the answer cache holds
+
+
+@dataclass
+class CacheLookupInput:
+    tenant: str
+    question: str
+    review: ReviewMode
+    overrides: ReviewOverrides = field(default_factory=ReviewOverrides)
+
+
+@dataclass
+class CacheInfo:
+    """Whether a task's answer came from the answer cache, and from which task."""
+
+    hit: bool = False
+    source_task: str = ""  # the task that produced the answer
+    similarity: float = 0.0  # of the two questions' embeddings
+    approved_by: str = ""  # the reviewer who approved the source task's answer ("" if none needed)
+    note: str = ""  # a miss's reason, or why the answer was not kept
+
+
+@dataclass
+class CacheLookupOutput:
+    info: CacheInfo
+    result: TaskResult | None = None  # the source task's result, on a hit
+    usage: StepUsage | None = None  # None: the cache is off, nothing was looked up
 
 
 @dataclass
@@ -49,6 +78,8 @@ class PlanInput:
 class PlanOutput:
     queries: list[str]
     entities: list[str]
+    pipeline_version: str = ""  # digest of the models, prompts and retrieval settings in force
+    usage: StepUsage = field(default_factory=lambda: StepUsage("plan"))
 
 
 @dataclass
@@ -62,6 +93,7 @@ class RetrieveInput:
 @dataclass
 class RetrieveOutput:
     candidates: list[ScoredChunk]
+    usage: StepUsage = field(default_factory=lambda: StepUsage("retrieve"))
 
 
 @dataclass
@@ -75,6 +107,7 @@ class RerankInput:
 class RerankOutput:
     passages: list[ScoredChunk]
     reranker: str
+    usage: StepUsage = field(default_factory=lambda: StepUsage("rerank"))
 
 
 @dataclass
@@ -83,6 +116,8 @@ class GenerateInput:
     question: str
     passages: list[ScoredChunk]
     instruction: str = ""  # a reviewer's request for changes to the last draft
+    key_id: str = ""  # whose key budgets the call counts against
+    round: int = 1  # retrieval round: the router reads it
 
 
 @dataclass
@@ -93,6 +128,10 @@ class Draft:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    usage: StepUsage = field(default_factory=lambda: StepUsage("generate"))
+    # Why no model was called: a hard budget refused it (cost.on_hard_limit "review").
+    budget_refusal: str = ""
+    budget_warnings: list[str] = field(default_factory=list)  # soft budgets this call passed
 
 
 @dataclass
@@ -140,6 +179,7 @@ class GradeOutput:
     review_reason: str  # the reasons joined, for lists and traces
     review_reasons: list[str] = field(default_factory=list)  # e.g. "weak grounding (0.31 < 0.50)"
     review_plan: ReviewPlan | None = None  # set when needs_review
+    usage: StepUsage = field(default_factory=lambda: StepUsage("grade"))
 
 
 @dataclass
@@ -190,6 +230,7 @@ class ReviewState:
     claimed_by: str = ""
     lease_until: str = ""
     changes_left: int = 0
+    claimed_at: str = ""  # when the current holder first claimed it: their handling time starts
 
 
 @dataclass
@@ -207,6 +248,7 @@ class ReviewRecord:
     round: int = 1
     instruction: str = ""  # request_changes: what the reviewer asked for
     group: str = ""  # the reviewer group it was decided in (after an escalation: escalate_to)
+    claimed_at: str = ""  # when the deciding reviewer claimed it ("" when they decided unclaimed)
 
 
 @dataclass
@@ -256,6 +298,19 @@ class TaskResult:
     review: ReviewRecord | None = None
     review_reason: str = ""
     reviews: list[ReviewRecord] = field(default_factory=list)  # every round, oldest first
+    usage: TaskUsage = field(default_factory=TaskUsage)  # per step and total, with the pipeline version
+    cache: CacheInfo = field(default_factory=CacheInfo)
+
+
+@dataclass
+class AccountInput:
+    """A finished task's usage to complete (reviewers' time) and roll up."""
+
+    tenant: str
+    key_id: str
+    pipeline_version: str
+    steps: list[StepUsage]
+    reviews: list[ReviewRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -263,6 +318,10 @@ class FinalizeInput:
     tenant: str
     question: str
     result: TaskResult
+    key_id: str = ""
+    review: ReviewMode = "auto"  # the task's review mode: an answer is cached under its policy
+    overrides: ReviewOverrides = field(default_factory=ReviewOverrides)
+    cache: bool = True  # False: the task bypassed the cache (its answer is still kept)
 
 
 # --- ingestion --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ class FailureKind(StrEnum):
     UNSUPPORTED_DOCUMENT = "UnsupportedDocument"  # a document with nothing to index
     MODEL_REFUSED = "ModelRefused"  # the model endpoint refused the request (4xx but 429)
     MODEL_UNAVAILABLE = "ModelUnavailable"  # timeout, connection error, 429 or 5xx: may pass
+    BUDGET_EXCEEDED = "BudgetExceeded"  # a hard budget refused the model call (cost.on_hard_limit "fail")
 
     @property
     def permanent(self) -> bool:

@@ -8,6 +8,7 @@ Example: `KEEL_FALKORDB__URL=redis://graph:6379`.
 from __future__ import annotations
 
 import re
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -70,6 +71,105 @@ class EmbeddingSettings(BaseModel):
     query_runtime: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
 
 
+class ModelProfile(BaseModel):
+    """One model endpoint a step or the router may use (empty base_url: the extractive answerer)."""
+
+    base_url: str = ""
+    model: str = ""
+    api_key: SecretStr | None = None
+    max_tokens: int = Field(default=256, gt=0)
+    temperature: float = 0.0
+
+
+class RouterSettings(BaseModel):
+    """The difficulty router: per task, the cheap or the strong profile answers (keel/core/routing.py).
+
+    Off by default: with one model there is nothing to choose. Each rule below sends a task to the
+    strong model; none firing keeps it on the cheap one.
+    """
+
+    enabled: bool = False
+    cheap: str = "default"
+    strong: str = "default"
+    # A question with a relative clause ("the team that owns X") needs more than one hop.
+    strong_when_multi_hop: bool = True
+    # Retrieval confidence: the best passage's MiniLM cosine to the question. Answerable questions
+    # score 0.4 and up, off-corpus ones 0.1-0.2 (the extractive answerer's MIN_COSINE is 0.3).
+    min_top_cosine: float = 0.45
+    # A second retrieval round means the first draft's grounding was weak.
+    strong_after_round: int = 2
+
+
+class PriceSettings(BaseModel):
+    """A price table entry, like Langfuse's model definitions: `match` is a regular expression over
+    the model name the provider reports; the latest entry in force on the call's day applies."""
+
+    match: str
+    input_per_1m: float = Field(default=0.0, ge=0)
+    output_per_1m: float = Field(default=0.0, ge=0)
+    effective_from: date = date(1970, 1, 1)
+
+    @field_validator("match")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"price match {pattern!r} is not a regular expression: {err}") from err
+        return pattern
+
+
+class Budget(BaseModel):
+    limit: float = Field(gt=0)  # in cost.currency
+    # Hard: a model call that would take spend past the limit is refused before it is made.
+    # Soft: the call goes ahead; the task gets the review reason "budget" and an alert is logged.
+    hard: bool = True
+
+
+class BudgetSet(BaseModel):
+    """The budgets a model call is reserved against (None: no such budget)."""
+
+    task: Budget | None = None  # one task's model calls, all rounds
+    key_day: Budget | None = None  # each API key of the tenant, per UTC day
+    key_month: Budget | None = None
+    tenant_day: Budget | None = None
+    tenant_month: Budget | None = None
+
+
+class CostSettings(BaseModel):
+    """Prices, budgets and the cost of a reviewer's time (keel/core/usage.py, keel/stores/budgets.py)."""
+
+    currency: str = "USD"
+    # Self-hosted models cost nothing per token; a hosted one is priced here.
+    prices: list[PriceSettings] = Field(
+        default_factory=lambda: [
+            PriceSettings(match="extractive-.*"),
+            PriceSettings(match="all-MiniLM-L6-v2"),
+        ]
+    )
+    # The query and sentence encoder, per million tokens (0: it runs on the worker's own cores).
+    embedding_per_1m_tokens: float = Field(default=0.0, ge=0)
+    # A reviewer's time, per hour: the cost nobody models. A claimed review costs claim to
+    # decision; an unclaimed one `review_minutes_unclaimed` (its wait is not work).
+    review_per_hour: float = Field(default=60.0, ge=0)
+    review_minutes_unclaimed: float = Field(default=5.0, ge=0)
+    budgets: BudgetSet = BudgetSet()
+    # Tenant id -> its budgets, instead of `budgets`.
+    tenant_budgets: dict[str, BudgetSet] = {}
+    # A call refused by a hard budget: "review" sends the task to a reviewer with the reason
+    # "budget"; "fail" fails it with an error naming the budget.
+    on_hard_limit: Literal["review", "fail"] = "review"
+    # A reservation not settled by then is released: a worker killed mid-call leaks nothing for
+    # longer than this. Longer than the model call's 3-minute timeout, so a live call keeps it.
+    reservation_ttl_s: float = Field(default=240.0, gt=0)
+    # Prompt tokens are counted with a tokenizer that may not be the model's own: reserve this much
+    # more, so the reservation covers what the provider then reports.
+    estimate_margin: float = Field(default=1.25, ge=1.0)
+
+    def budgets_for(self, tenant: str) -> BudgetSet:
+        return self.tenant_budgets.get(tenant, self.budgets)
+
+
 class ModelSettings(BaseModel):
     # Empty base_url: the extractive provider, which needs no LLM.
     base_url: str = ""
@@ -78,13 +178,47 @@ class ModelSettings(BaseModel):
     max_tokens: int = 256
     temperature: float = 0.0
     request_timeout_s: float = 60.0
-    # Per 1,000 tokens, for the cost recorded on generations (0: self-hosted).
-    cost_per_1k_input_tokens: float = 0.0
-    cost_per_1k_output_tokens: float = 0.0
+    # A tokenizer.json (Hugging Face `tokenizers`) of the model, to count prompt tokens before a
+    # call and where the provider reports no usage. Empty: the embedding model's tokenizer, an
+    # approximation that `cost.estimate_margin` covers.
+    tokenizer_path: str = ""
+    # More endpoints by name, for `steps` and the router; "default" is the one above.
+    profiles: dict[str, ModelProfile] = {}
+    # The profile the generate step uses when the router is off.
+    generate: str = "default"
+    router: RouterSettings = RouterSettings()
 
     @property
     def provider(self) -> Literal["extractive", "openai"]:
         return "openai" if self.base_url else "extractive"
+
+    def profile(self, name: str) -> ModelProfile:
+        """A profile by name; "default" is this endpoint itself."""
+        if name == "default":
+            return ModelProfile(
+                base_url=self.base_url,
+                model=self.model,
+                api_key=self.api_key,
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+            )
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise ValueError(f"no model profile {name!r}: define it under models.profiles") from None
+
+    def profile_names(self) -> list[str]:
+        """Every profile a step or the router may choose."""
+        names = [self.generate]
+        if self.router.enabled:
+            names += [self.router.cheap, self.router.strong]
+        return list(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _profiles_exist(self) -> ModelSettings:
+        for name in self.profile_names():
+            self.profile(name)
+        return self
 
 
 class RetrievalSettings(BaseModel):
@@ -292,6 +426,28 @@ class FaultSettings(BaseModel):
         return {step.strip() for step in self.pause_at.split(",") if step.strip()}
 
 
+class CacheSettings(BaseModel):
+    """The semantic answer cache (keel/stores/answer_cache.py): per tenant, never stale."""
+
+    enabled: bool = True
+    # Cosine of two questions' embeddings from which an earlier question is a candidate; a
+    # candidate is reused only if it asks the same in other words (keel/core/answer_cache.py
+    # same_wording). On the committed paraphrase set (bench/answer_cache_threshold.py: 88 pairs of
+    # paraphrases, 88 hard negatives) no threshold alone reached 0 false hits (0.99: 1.1% false,
+    # 5.7% hits); with the guard every threshold from 0.80 to 0.99 had 0 false hits, and 0.80 the
+    # most hits (19.3%): rewordings of case, punctuation, function words and word endings.
+    threshold: float = Field(default=0.80, gt=0, le=1)
+    # Answers kept per tenant; the oldest go first. Bounds the lookup's work and memory.
+    max_entries_per_tenant: int = Field(default=5000, gt=0)
+
+
+class MetricsSettings(BaseModel):
+    # The worker's own Prometheus endpoint (step latencies, slots in use); 0: none. The API's is
+    # /metrics on its own port.
+    worker_port: int = Field(default=9464, ge=0)
+    worker_host: str = "127.0.0.1"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KEEL_", env_nested_delimiter="__", extra="ignore")
 
@@ -314,6 +470,9 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     sources: SourceSettings = SourceSettings()
     faults: FaultSettings = FaultSettings()
+    cost: CostSettings = CostSettings()
+    cache: CacheSettings = CacheSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _reject_placeholder_secrets(self) -> Settings:
@@ -324,6 +483,22 @@ class Settings(BaseSettings):
             ):
                 if secret is not None and secret.get_secret_value() in {"changeme", "secret", ""}:
                     raise ValueError(f"{name} holds a placeholder; set a real secret in production")
+        return self
+
+    @model_validator(mode="after")
+    def _budgeted_models_are_priced(self) -> Settings:
+        """Budgets cannot hold a model the price table does not know: refuse that at start-up."""
+        cost = self.cost
+        budgeted = [cost.budgets, *cost.tenant_budgets.values()]
+        if not any(any(getattr(b, f) for f in BudgetSet.model_fields) for b in budgeted):
+            return self
+        for name in self.models.profile_names():
+            profile = self.models.profile(name)
+            model = profile.model if profile.base_url else "extractive-minilm"
+            if not any(re.fullmatch(p.match, model) for p in cost.prices):
+                raise ValueError(
+                    f"budgets are set but model {model!r} (profile {name}) has no price in cost.prices"
+                )
         return self
 
     @cached_property
@@ -360,6 +535,11 @@ class Settings(BaseSettings):
     def model_cache_dir(self) -> Path:
         """Models derived from the packaged weights (the ONNX query encoder); safe to delete."""
         return self.data_dir / "models"
+
+    @property
+    def embedding_model_name(self) -> str:
+        """The encoder's name in usage and the pipeline version (the packaged one by its own name)."""
+        return Path(self.embedding.model_path).name if self.embedding.model_path else "all-MiniLM-L6-v2"
 
     def embedding_model_path(self) -> str:
         if self.embedding.model_path:

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from keel.core.domain import ReviewQueueEntry
+from keel.stores.redis import tenants_of
 
 if TYPE_CHECKING:
     import redis
@@ -31,6 +32,10 @@ class ReviewQueueIndex:
             self._client.hdel(key, entry.task_id)
         else:
             self._client.hset(key, entry.task_id, json.dumps(asdict(entry)))
+
+    def tenants(self) -> list[str]:
+        """The tenants with a task awaiting review."""
+        return tenants_of(self._client, _ITEMS)
 
     def entries(self, tenant: str) -> list[dict[str, Any]]:
         raw: dict[Any, Any] = self._client.hgetall(_ITEMS.format(tenant=tenant))

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keel.core.domain import BatchProgress, SyncRecord
+from keel.stores.redis import tenants_of
 
 if TYPE_CHECKING:
     import redis
@@ -57,6 +58,10 @@ class SyncProgress:
 class SourceRegistry:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
+
+    def tenants(self) -> list[str]:
+        """The tenants with a registered source."""
+        return tenants_of(self._client, _SPECS)
 
     def add(self, spec: SourceSpec) -> None:
         if not SOURCE_ID.fullmatch(spec.source_id):

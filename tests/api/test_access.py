@@ -60,6 +60,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/sources/{source_id}"): rule("ingester", scoped=True),
     ("POST", "/v1/sources/{source_id}/sync"): rule("ingester", scoped=True),
     ("GET", "/v1/audit"): rule("auditor"),
+    ("GET", "/v1/usage"): rule("auditor"),
     ("POST", "/v1/keys"): rule(),
     ("GET", "/v1/keys"): rule(),
     ("DELETE", "/v1/keys/{key_id}"): rule(scoped=True),

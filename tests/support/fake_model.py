@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
@@ -25,17 +26,28 @@ from tests.support.servers import free_port
 
 @dataclass
 class FakeModel:
-    """Fails with the statuses in `failures` first, one per request, then answers `answer`;
-    every request body it got is in `requests`."""
+    """Fails with the statuses in `failures` first, one per request, then answers `answer`
+    (after `delay_s`); every request body it got is in `requests`. It reports as prompt tokens the
+    words of the messages, and 7 completion tokens: a known usage, never above what a tokenizer
+    counts for the same text (every word is at least one token)."""
 
     url: str
     model: str
     answer: str
     failures: list[int] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    delay_s: float = 0.0
+
+    COMPLETION_TOKENS = 7
 
 
-def _reply(endpoint: FakeModel) -> tuple[int, dict[str, Any]]:
+def prompt_words(body: dict[str, Any]) -> int:
+    return sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+
+
+def _reply(endpoint: FakeModel, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    if endpoint.delay_s:
+        time.sleep(endpoint.delay_s)
     if endpoint.failures:
         status = endpoint.failures.pop(0)
         return status, {
@@ -48,15 +60,20 @@ def _reply(endpoint: FakeModel) -> tuple[int, dict[str, Any]]:
         "created": 0,
         "model": endpoint.model,
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 40, "completion_tokens": 7, "total_tokens": 47},
+        "usage": {
+            "prompt_tokens": prompt_words(body),
+            "completion_tokens": FakeModel.COMPLETION_TOKENS,
+            "total_tokens": prompt_words(body) + FakeModel.COMPLETION_TOKENS,
+        },
     }
 
 
 def _handler(endpoint: FakeModel) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            endpoint.requests.append(json.loads(self.rfile.read(int(self.headers.get("content-length", 0)))))
-            status, body = _reply(endpoint)
+            request = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+            endpoint.requests.append(request)
+            status, body = _reply(endpoint, request)
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")

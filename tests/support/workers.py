@@ -27,6 +27,7 @@ class WorkerProcess:
             data_dir=tmp_path / "data",
             temporal={"address": temporal_address, "task_queue": queue},
             falkordb={"url": falkordb_url, "graph_prefix": prefix},
+            cache={"enabled": False},
         )
         env = {
             **os.environ,
@@ -36,6 +37,11 @@ class WorkerProcess:
             "KEEL_FALKORDB__URL": falkordb_url,
             "KEEL_FALKORDB__GRAPH_PREFIX": prefix,
             "HF_HUB_OFFLINE": "1",
+            # As in the session's worker (tests/conftest.py): fault tests ask one question again
+            # and again, each expecting the agent's own run.
+            "KEEL_CACHE__ENABLED": "false",
+            # Workers of several tests may run at once: no metrics port to fight over.
+            "KEEL_METRICS__WORKER_PORT": "0",
         }
         return cls(settings, env)
 

@@ -18,28 +18,38 @@ __all__ = [
     "ModelError",
     "OpenAICompatibleProvider",
     "make_provider",
+    "make_providers",
 ]
 
 
 def make_provider(
-    settings: Settings, embed: Embed, find_entities: FindEntities | None = None
+    settings: Settings, embed: Embed, find_entities: FindEntities | None = None, profile: str = "default"
 ) -> AnswerProvider:
-    """The configured provider; the extractive one when no endpoint is set.
+    """The provider of a model profile; the extractive one when the profile names no endpoint.
 
     `find_entities` lets the extractive answerer follow a multi-hop chain (the worker passes
     ingestion's entity extractor: the core does not reach up for it).
     """
-    models = settings.models
-    if models.provider == "extractive":
+    chosen = settings.models.profile(profile)
+    if not chosen.base_url:
         return ExtractiveProvider(embed, find_entities=find_entities)
     from openai import OpenAI
 
     client = OpenAI(
-        base_url=models.base_url,
-        api_key=models.api_key.get_secret_value() if models.api_key else "not-needed",
+        base_url=chosen.base_url,
+        api_key=chosen.api_key.get_secret_value() if chosen.api_key else "not-needed",
         max_retries=0,  # Temporal owns retries
-        timeout=models.request_timeout_s,
+        timeout=settings.models.request_timeout_s,
     )
     return OpenAICompatibleProvider(
-        client, models.model, embed, max_tokens=models.max_tokens, temperature=models.temperature
+        client, chosen.model, embed, max_tokens=chosen.max_tokens, temperature=chosen.temperature
     )
+
+
+def make_providers(
+    settings: Settings, embed: Embed, find_entities: FindEntities | None = None
+) -> dict[str, AnswerProvider]:
+    """A provider for every profile the generate step or the router may choose, by name."""
+    return {
+        name: make_provider(settings, embed, find_entities, name) for name in settings.models.profile_names()
+    }

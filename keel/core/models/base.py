@@ -40,9 +40,15 @@ class ModelError(Exception):
 class AnswerProvider(Protocol):
     name: str
     model: str
+    max_output_tokens: int  # the most a call may write: what a budget reservation prices
 
     def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Generation:
         """An answer from `passages` (chunks with their text), best first."""
+        ...
+
+    def prompt_texts(self, question: str, passages: Sequence[ScoredChunk]) -> list[str]:
+        """The texts a call sends, in parts, to count its prompt tokens before it is made (a part
+        recurring from call to call, like a passage, is counted once and kept)."""
         ...
 
 

@@ -81,6 +81,7 @@ class ExtractiveProvider:
 
     name = "extractive"
     model = "extractive-minilm"
+    max_output_tokens = 0  # it writes nothing of its own: its answer is quoted sentences
 
     def __init__(
         self,
@@ -99,6 +100,9 @@ class ExtractiveProvider:
         self._max_sentences = max_sentences
         self._keep_ratio = keep_ratio
         self._min_cosine = min_cosine
+
+    def prompt_texts(self, question: str, passages: Sequence[ScoredChunk]) -> list[str]:
+        return [question, *(p.text for p in passages)]
 
     def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Generation:
         candidates = [(p, s) for p in passages for s in dict.fromkeys(split_sentences(p.text))]
@@ -132,14 +136,8 @@ class ExtractiveProvider:
             for i in chosen
         ]
         answer = " ".join(c.quote for c in citations)
-        prompt_words = len(question.split()) + sum(len(s.split()) for _, s in candidates)
-        return Generation(
-            answer=answer,
-            citations=citations,
-            model=self.model,
-            input_tokens=prompt_words,
-            output_tokens=len(answer.split()),
-        )
+        # No usage of its own to report: the generate step counts tokens with the encoder's tokenizer.
+        return Generation(answer=answer, citations=citations, model=self.model)
 
     @staticmethod
     def _scores(

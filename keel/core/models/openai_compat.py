@@ -52,11 +52,19 @@ def system_prompt(boundary: str) -> str:
 
 def build_prompt(question: str, passages: Sequence[ScoredChunk], boundary: str) -> str:
     """The user message: each passage fenced as data, numbered from 1, then the question."""
-    documents = "\n\n".join(
+    return "".join(prompt_parts(question, passages, boundary))
+
+
+def prompt_parts(question: str, passages: Sequence[ScoredChunk], boundary: str) -> list[str]:
+    """The user message in parts (head, one per passage, the question), which join into it: a
+    passage's part is the same in every call, so its token count can be kept."""
+    blocks = [
         f'<document-{boundary} id="{i}">\n{fenced(p.title)}\n{fenced(p.text)}\n</document-{boundary}>'
         for i, p in enumerate(passages, start=1)
-    )
-    return f"Documents:\n{documents}\n\nQuestion: {question}\nAnswer:"
+    ]
+    parts = ["Documents:\n"]
+    parts += [block + ("\n\n" if i < len(blocks) - 1 else "") for i, block in enumerate(blocks)]
+    return [*parts, f"\n\nQuestion: {question}\nAnswer:"]
 
 
 def resolve_markers(answer: str, passages: Sequence[ScoredChunk]) -> tuple[list[int], list[str]]:
@@ -90,8 +98,14 @@ class OpenAICompatibleProvider:
         self._client = client
         self.model = model
         self._embed = embed
-        self._max_tokens = max_tokens
+        self.max_output_tokens = max_tokens
         self._temperature = temperature
+
+    def prompt_texts(self, question: str, passages: Sequence[ScoredChunk]) -> list[str]:
+        # A fixed fence as long as a real one: the count is what the call sends, and each part
+        # is the same text from call to call (counted once, kept).
+        boundary = "0" * 16
+        return [system_prompt(boundary), *prompt_parts(question, passages, boundary)]
 
     def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Generation:
         import openai
@@ -104,7 +118,7 @@ class OpenAICompatibleProvider:
                     {"role": "system", "content": system_prompt(boundary)},
                     {"role": "user", "content": build_prompt(question, passages, boundary)},
                 ],
-                max_tokens=self._max_tokens,
+                max_tokens=self.max_output_tokens,
                 temperature=self._temperature,
             )
         except (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError) as exc:
