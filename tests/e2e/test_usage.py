@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
@@ -130,8 +130,10 @@ async def test_usage_of_every_step_is_on_its_trace_in_the_result_and_rolled_up(
     assert by_name["retrieve"].usage["texts"] == 1
     assert by_name["plan"].output["pipeline_version"] == usage.pipeline_version
 
-    today = datetime.now(UTC).date()
-    rows = UsageLedger(make_redis(settings.falkordb_url)).rows([routed.tenant], today, today)
+    today = datetime.now(UTC).date()  # and the day before: the task may have run before midnight
+    rows = UsageLedger(make_redis(settings.falkordb_url)).rows(
+        [routed.tenant], today - timedelta(days=1), today
+    )
     by_step = {
         r.step: r
         for r in group_rows([r for r in rows if r.key == "key-usage"], ["step", "model", "pipeline"])
