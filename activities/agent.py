@@ -254,7 +254,7 @@ class AgentActivities:
     def generate(self, inp: GenerateInput) -> Draft:
         pause_if_asked("generate", self._settings.faults)
         with self._tracer.observe(_task_id(), _key("generate"), "generate", "generation", asdict(inp)) as obs:
-            passages = self._texts(inp.tenant, inp.passages)
+            passages = self._texts(inp.tenant, self._with_draft_support(inp))
             route = choose_route(
                 self._settings.models,
                 RouteSignals(
@@ -267,8 +267,7 @@ class AgentActivities:
                 ),
             )
             provider = self._providers[route.profile]
-            # A reviewer's instruction rides with the question: a model follows it, the
-            # extractive answerer picks the sentences it asks about.
+            # A reviewer's instruction rides with the question (the estimate counts both).
             asked = f"{inp.question}\n{inp.instruction}" if inp.instruction else inp.question
             scope = BudgetScope(inp.tenant, inp.key_id, _task_id())
             budget = self._metering.reserve(scope, _attempt_id(), provider, asked, passages)
@@ -279,7 +278,11 @@ class AgentActivities:
                 return draft
             watch = Stopwatch()
             try:
-                gen = provider.generate(asked, passages)
+                gen = (
+                    provider.revise(inp.question, inp.instruction, passages)
+                    if inp.instruction
+                    else provider.generate(inp.question, passages)
+                )
             except ModelError as err:
                 self._metering.settle(budget, None, watch.stop(), route.reason)  # releases the reservation
                 kind = FailureKind.MODEL_UNAVAILABLE if err.retryable else FailureKind.MODEL_REFUSED
@@ -305,6 +308,18 @@ class AgentActivities:
             )
             _traced(obs, usage)
             return draft
+
+    @staticmethod
+    def _with_draft_support(inp: GenerateInput) -> list[ScoredChunk]:
+        """The passages, after the chunks the reviewed draft cited: a request for changes keeps
+        what was right, so the evidence for it stays in view whatever the new retrieval found."""
+        if not inp.instruction or not inp.draft_citations:
+            return list(inp.passages)
+        cited = [ScoredChunk(c.chunk_id, c.document_id) for c in inp.draft_citations]
+        seen = {c.chunk_id for c in cited}
+        return list({c.chunk_id: c for c in cited}.values()) + [
+            p for p in inp.passages if p.chunk_id not in seen
+        ]
 
     def _refused(self, refusal: str, model: str, route: str) -> Draft:
         """No call: a hard budget refused it. Per `cost.on_hard_limit`, the task fails naming the

@@ -14,17 +14,22 @@ _SENTENCE_END = re.compile(
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 # Markdown lines that start a new block even without a blank line before them.
 _BLOCK_START = re.compile(r"^\s*(?:#{1,6}\s|[-*+]\s|\d+[.)]\s|>)")
+# A heading is one line: the line under it starts the text it heads.
+_HEADING = re.compile(r"^\s*#{1,6}\s")
 _TITLE = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
 _PARAGRAPH_SEPARATOR = "\n\n"
+_LINE_SEPARATOR = "\n"
 _SENTENCE_SEPARATOR = " "
 
 
 @dataclass(frozen=True)
 class _Unit:
-    """A sentence (or a piece of an over-long one) and whether it opens a paragraph."""
+    """A sentence (or a piece of an over-long one) and what goes before it inside a chunk."""
 
     text: str
-    opens_paragraph: bool
+    # A paragraph's first unit follows a blank line; a heading's or list item's own line, and
+    # the line under a heading, follow a line break: answerers read them as lines of their own.
+    separator: str = _SENTENCE_SEPARATOR
 
 
 def chunk_text(text: str, max_chars: int = 700, overlap_chars: int = 100) -> list[str]:
@@ -57,11 +62,11 @@ def _units(text: str) -> list[_Unit]:
     units: list[_Unit] = []
     for paragraph in _PARAGRAPH_BREAK.split(text.replace("\r\n", "\n")):
         for block_index, block in enumerate(_blocks(paragraph)):
+            opening = _LINE_SEPARATOR if block_index else _PARAGRAPH_SEPARATOR
             for sentence_index, sentence in enumerate(_SENTENCE_END.split(block)):
                 cleaned = " ".join(sentence.split())
                 if cleaned:
-                    first = block_index == 0 and sentence_index == 0
-                    units.append(_Unit(cleaned, opens_paragraph=first))
+                    units.append(_Unit(cleaned, opening if sentence_index == 0 else _SENTENCE_SEPARATOR))
     return units
 
 
@@ -73,7 +78,7 @@ def _blocks(paragraph: str) -> list[str]:
     for line in paragraph.split("\n"):
         if not line.strip():
             continue
-        if blocks and not _BLOCK_START.match(line):
+        if blocks and not _BLOCK_START.match(line) and not _HEADING.match(blocks[-1][0]):
             blocks[-1].append(line.strip())
         else:
             blocks.append([line.strip()])
@@ -94,7 +99,7 @@ def _fit(unit: _Unit, max_chars: int) -> list[_Unit]:
         else:
             current = candidate
     pieces.append(current)
-    return [_Unit(piece, opens_paragraph=unit.opens_paragraph and i == 0) for i, piece in enumerate(pieces)]
+    return [_Unit(piece, unit.separator if i == 0 else _SENTENCE_SEPARATOR) for i, piece in enumerate(pieces)]
 
 
 def _pack(units: list[_Unit], max_chars: int, overlap_chars: int) -> list[str]:
@@ -127,6 +132,6 @@ def _join(units: list[_Unit]) -> str:
     parts: list[str] = []
     for i, unit in enumerate(units):
         if i > 0:
-            parts.append(_PARAGRAPH_SEPARATOR if unit.opens_paragraph else _SENTENCE_SEPARATOR)
+            parts.append(unit.separator)
         parts.append(unit.text)
     return "".join(parts)

@@ -174,14 +174,22 @@ async def retrieve(state: AgentState) -> dict[str, Any]:
     return {"candidates": [asdict(c) for c in out.candidates], "usage": _used(state, out.usage)}
 
 
+def _rerank_query(state: AgentState) -> str:
+    instruction = state.get("instruction", "")
+    if instruction:
+        return f"{_load(TaskRequest, state['request']).question} {instruction}"
+    return state["queries"][-1]
+
+
 async def rerank(state: AgentState) -> dict[str, Any]:
     _step("rerank")
     request = _load(TaskRequest, state["request"])
     out = await workflow.execute_local_activity_method(
         AgentActivities.rerank,
-        # In a later round the refined query (question + entities found) carries the next hop.
+        # In a later round the refined query (question + entities found) carries the next hop; after
+        # a request for changes, the question and the instruction both (the draft answered one).
         RerankInput(
-            tenant=request.tenant, question=state["queries"][-1], candidates=_chunks(state["candidates"])
+            tenant=request.tenant, question=_rerank_query(state), candidates=_chunks(state["candidates"])
         ),
         start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
         retry_policy=policies.FAST_STEP_RETRY,
@@ -205,6 +213,7 @@ async def generate(state: AgentState) -> dict[str, Any]:
             instruction=state.get("instruction", ""),
             key_id=request.key_id,
             round=state["round"],
+            draft_citations=_load(Draft, state["draft"]).citations if state.get("instruction") else [],
         ),
         start_to_close_timeout=policies.MODEL_CALL_TIMEOUT,
         retry_policy=policies.MODEL_CALL_RETRY,

@@ -118,6 +118,7 @@ class GenerateInput:
     instruction: str = ""  # a reviewer's request for changes to the last draft
     key_id: str = ""  # whose key budgets the call counts against
     round: int = 1  # retrieval round: the router reads it
+    draft_citations: list[Citation] = field(default_factory=list)  # with `instruction`: the draft's
 
 
 @dataclass

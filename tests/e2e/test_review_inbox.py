@@ -187,6 +187,10 @@ async def test_request_changes_sends_the_task_back_and_is_bounded(
 
     second = await eventually(second_round, 120, "the reworked draft back in review")
     assert second["review"]["reasons"][0] == "changes requested" and second["review"]["changes_left"] == 0
+    # The new draft answers the question with the instruction applied: the first draft's answer
+    # stays, and who leads Team Aurora is added.
+    assert first["draft"].split(". ")[0] in second["draft"], (first["draft"], second["draft"])
+    assert "Maya Okafor" in second["draft"], second["draft"]
     stale = await decide(callers, task_id, decision="approve", reviewer=rita, round=1)
     assert stale.status_code == 409 and "stale" in stale.json()["detail"]
     more = await decide(callers, task_id, decision="request_changes", reviewer=rita, instruction="again")

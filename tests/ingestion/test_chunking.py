@@ -82,3 +82,32 @@ def test_title_is_first_level_one_heading() -> None:
 def test_title_falls_back_without_heading() -> None:
     assert parse_markdown_title("No heading here.\n## Only a subheading", "doc-1") == "doc-1"
     assert parse_markdown_title("#NoSpace", "doc-2") == "doc-2"
+
+
+# Markdown blocks keep their own lines: an answerer drops heading lines and reads each list item
+# as a sentence, which it cannot do once they are merged into the text around them (issue 17).
+@pytest.mark.parametrize(
+    ("text", "chunk"),
+    [
+        ("# Gate codes\nThe west gate code is 4417.\n", "# Gate codes\nThe west gate code is 4417."),
+        ("# Gate codes\r\nThe west gate code is 4417\r\n", "# Gate codes\nThe west gate code is 4417"),
+        ("# Gate codes\r\n\r\nThe west gate code is 4417.", "# Gate codes\n\nThe west gate code is 4417."),
+        ("## Parking\nVisitors park\nin lot C", "## Parking\nVisitors park in lot C"),
+        (
+            "# Parking\n- Visitors park in lot C\n- Staff park in the\n  **garage**\n1. Show a pass",
+            "# Parking\n- Visitors park in lot C\n- Staff park in the **garage**\n1. Show a pass",
+        ),
+        ("Intro line.\n## Later\nMore text. Even more.", "Intro line.\n## Later\nMore text. Even more."),
+    ],
+)
+def test_headings_and_list_items_stay_on_lines_of_their_own(text: str, chunk: str) -> None:
+    assert chunk_text(text) == [chunk]
+
+
+def test_overlap_starts_a_chunk_at_a_list_item_without_a_leading_break() -> None:
+    items = "\n".join(f"- Item {i} says something about Kestrel." for i in range(6))
+    chunks = chunk_text(f"# List\n{items}", max_chars=120, overlap_chars=50)
+    assert len(chunks) > 1
+    for chunk in chunks:
+        assert len(chunk) <= 120 and not chunk.startswith("\n")
+        assert all(line.startswith(("# ", "- ")) for line in chunk.split("\n"))

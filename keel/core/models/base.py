@@ -17,6 +17,11 @@ Embed = Callable[[Sequence[str]], list[list[float]]]
 _MULTI_HOP = re.compile(r"\s(that|which|whose|where|who)\s", re.IGNORECASE)
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])|\n+")
+# Markdown: a heading line names what follows (it is not an answer); a list item's bullet or
+# number and a quote's ">" open a line but are no part of its sentence.
+_HEADING_LINE = re.compile(r"^\s*#{1,6}(?:\s|$)")
+_LINE_MARKER = re.compile(r"^\s*(?:(?:[-*+]|\d+[.)])\s+|>\s*)+")
+_WORDLIKE = re.compile(r"\w")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,11 @@ class AnswerProvider(Protocol):
         """An answer from `passages` (chunks with their text), best first."""
         ...
 
+    def revise(self, question: str, instruction: str, passages: Sequence[ScoredChunk]) -> Generation:
+        """An answer to `question` with a reviewer's `instruction` applied: what was right in the
+        draft stays (its passages come first), what the instruction asks for is added."""
+        ...
+
     def prompt_texts(self, question: str, passages: Sequence[ScoredChunk]) -> list[str]:
         """The texts a call sends, in parts, to count its prompt tokens before it is made (a part
         recurring from call to call, like a passage, is counted once and kept)."""
@@ -53,10 +63,12 @@ class AnswerProvider(Protocol):
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences of a passage, without Markdown heading lines."""
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-    parts = _SENTENCE_END.split("\n".join(lines))
-    return [p.strip() for p in parts if len(p.strip()) > 2]
+    """Sentences of a passage: every line ends one; Markdown heading lines are left out, and
+    list and quote markers taken off (what is left is still a verbatim part of the text)."""
+    lines = [_LINE_MARKER.sub("", line) for line in text.splitlines() if not _HEADING_LINE.match(line)]
+    parts = (p.strip() for p in _SENTENCE_END.split("\n".join(lines)))
+    # A rule ("---") or a lone "1." is no sentence.
+    return [p for p in parts if len(p) > 2 and _WORDLIKE.search(p)]
 
 
 def dot(a: Sequence[float], b: Sequence[float]) -> float:

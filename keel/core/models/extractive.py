@@ -104,6 +104,19 @@ class ExtractiveProvider:
     def prompt_texts(self, question: str, passages: Sequence[ScoredChunk]) -> list[str]:
         return [question, *(p.text for p in passages)]
 
+    def revise(self, question: str, instruction: str, passages: Sequence[ScoredChunk]) -> Generation:
+        """The question's answer, then the sentences the instruction asks for that it lacks: one
+        query of both would let the instruction's words outvote the question's and drop the
+        sentences that answered it."""
+        answered = self.generate(question, passages)
+        added = self.generate(instruction, passages)
+        kept = [c for c in answered.citations]
+        quotes = {c.quote for c in kept}
+        kept += [c for c in added.citations if c.quote not in quotes]
+        if not kept:
+            return answered
+        return Generation(answer=" ".join(c.quote for c in kept), citations=kept, model=self.model)
+
     def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Generation:
         candidates = [(p, s) for p in passages for s in dict.fromkeys(split_sentences(p.text))]
         if not candidates:

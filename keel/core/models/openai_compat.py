@@ -101,6 +101,13 @@ class OpenAICompatibleProvider:
         self.max_output_tokens = max_tokens
         self._temperature = temperature
 
+    def revise(self, question: str, instruction: str, passages: Sequence[ScoredChunk]) -> Generation:
+        # The instruction is the reviewer's (a person of the tenant), not document text: it rides
+        # with the question, outside the documents' fences.
+        return self.generate(
+            f"{question}\nA reviewer asked for this change to the answer: {instruction}", passages
+        )
+
     def prompt_texts(self, question: str, passages: Sequence[ScoredChunk]) -> list[str]:
         # A fixed fence as long as a real one: the count is what the call sends, and each part
         # is the same text from call to call (counted once, kept).

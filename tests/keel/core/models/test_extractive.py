@@ -117,3 +117,60 @@ def test_a_multi_hop_question_follows_the_chain_across_passages(embed: Embed) ->
     )
     assert [c.document_id for c in gen.citations] == ["project-halcyon", "system-kestrel", "team-aurora"]
     assert gen.answer.endswith("Team Aurora is led by Maya Okafor.")
+
+
+def test_a_revision_keeps_the_answer_and_adds_what_the_reviewer_asked_for(embed: Embed) -> None:
+    revised = ExtractiveProvider(embed).revise(
+        "What is the daily meal limit?", "Also say how long Kestrel keeps events", PASSAGES
+    )
+    quotes = [c.quote for c in revised.citations]
+    assert quotes[0] == "The daily meal limit is 60 euros."  # what was right stays, first
+    assert "Events are kept for 7 days." in quotes  # what the instruction asked for is added
+    assert len(quotes) == len(set(quotes))  # no sentence twice
+    assert revised.answer == " ".join(quotes)
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("# Gate codes\nThe west gate code is 4417.", ["The west gate code is 4417."]),
+        ("# Gate codes\n\nThe west gate code is 4417", ["The west gate code is 4417"]),
+        ("# Gate codes\r\nThe west gate code is 4417.\r\n", ["The west gate code is 4417."]),
+        (
+            "## Parking\nVisitors park in lot C. Staff park below.",
+            ["Visitors park in lot C.", "Staff park below."],
+        ),
+        (
+            "# Parking\n- Visitors park in lot C\n* Staff park in the **garage**\n10. Show a pass",
+            ["Visitors park in lot C", "Staff park in the **garage**", "Show a pass"],
+        ),
+        ("> - A quoted item\n---\n###\n#hashtags are text.", ["A quoted item", "#hashtags are text."]),
+    ],
+)
+def test_split_sentences_reads_markdown_lines(text: str, sentences: list[str]) -> None:
+    assert split_sentences(text) == sentences
+    # Quotes stay verbatim parts of the passage: the review page marks them in place.
+    assert all(s in text for s in sentences)
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "quote"),
+    [
+        (
+            "What is the west gate code?",
+            "# Gate codes\nThe west gate code is 4417.",
+            "The west gate code is 4417.",
+        ),
+        (
+            "Where do visitors park?",
+            "# Parking\n- Visitors park in lot C\n- Staff park in the garage",
+            "Visitors park in lot C",
+        ),
+    ],
+)
+def test_a_short_markdown_passage_is_answered_from_its_body(
+    embed: Embed, question: str, text: str, quote: str
+) -> None:
+    passage = ScoredChunk(document_id="doc", chunk_id="doc#0000", title=text.split("\n")[0][2:], text=text)
+    gen = ExtractiveProvider(embed).generate(question, [passage])
+    assert gen.citations and gen.citations[0].quote == quote, gen
