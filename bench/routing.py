@@ -31,7 +31,6 @@ import os
 import re
 import signal
 import statistics
-import string
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,7 @@ from keel.app.demo import CORPUS_DIR, demo_questions
 from keel.app.embedded import free_port, start_falkordb, stop_process, temporal_binary, wait_for_falkordb
 from keel.app.worker import build_components, make_worker
 from keel.control.documents import start_batch
+from keel.core.answer_metrics import f1_score, fact_found, normalize_answer
 from keel.core.identity import Role
 from keel.core.search_attributes import SEARCH_ATTRIBUTES
 from keel.core.settings import (
@@ -160,35 +160,6 @@ def hotpotqa_dataset(path: Path, limit: int) -> tuple[list[Question], list[tuple
 
 
 # --- Scoring --------------------------------------------------------------------------------
-
-
-def normalize_answer(text: str) -> str:
-    """As the official HotpotQA evaluation script's normalize_answer: lowercase, no punctuation,
-    no articles (a, an, the), single spaces."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def f1_score(prediction: str, gold: str) -> float:
-    """As the official HotpotQA evaluation script's f1_score (its F1 only): token overlap of the
-    normalised texts, and 0 when either is yes/no/noanswer and they differ."""
-    pred, truth = normalize_answer(prediction), normalize_answer(gold)
-    if (pred in ("yes", "no", "noanswer") or truth in ("yes", "no", "noanswer")) and pred != truth:
-        return 0.0
-    pred_tokens, truth_tokens = pred.split(), truth.split()
-    same = sum((Counter(pred_tokens) & Counter(truth_tokens)).values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred_tokens), same / len(truth_tokens)
-    return 2 * precision * recall / (precision + recall)
-
-
-def fact_found(prediction: str, golds: list[str]) -> bool:
-    """A normalised gold answer inside the normalised answer, on word boundaries ("no" is not
-    found in "not")."""
-    pred = f" {normalize_answer(prediction)} "
-    return any(f" {normalize_answer(g)} " in pred for g in golds if normalize_answer(g))
 
 
 def is_yes_no(question: Question) -> bool:

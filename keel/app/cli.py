@@ -1,4 +1,4 @@
-"""`keel`: start the platform, run one component, ingest documents, evaluate retrieval.
+"""`keel`: start the platform, run one component, ingest documents, evaluate retrieval and answers.
 
 The composition root of every process: each command builds what it needs, nothing is global.
 """
@@ -165,10 +165,35 @@ def eval_command(
     rebuild: bool = typer.Option(
         False, "--rebuild", help="Rebuild the evaluation index even if a finished one matches."
     ),
+    answers: bool = typer.Option(
+        False,
+        "--answers",
+        help="Score answers instead: the real agent end to end (review never) over --hotpotqa FILE, "
+        "--questions FILE or --demo; one table per provider.",
+    ),
+    questions: Path = typer.Option(
+        None,
+        "--questions",
+        help="--answers: Keel's questions format (JSON list or JSONL of question, "
+        "answer, documents, corpus).",
+    ),
+    corpus: Path = typer.Option(None, "--corpus", help="--answers: the folder of the questions' corpus."),
+    demo: bool = typer.Option(False, "--demo", help="--answers: the demo questions over the demo corpus."),
+    concurrency: int = typer.Option(2, "--concurrency", help="--answers: tasks running at once."),
+    data_dir: Path = typer.Option(
+        None,
+        "--data-dir",
+        help="--answers: keep the servers' data here, reused next time (default: a temporary dir).",
+    ),
 ) -> None:
-    """Score every retrieval pipeline on a dataset: quality, and latency per stage."""
+    """Score every retrieval pipeline on a dataset: quality, and latency per stage; with --answers,
+    the agent's answers: fact, F1, citations, abstention, latency and cost per provider."""
     import json
 
+    if answers:
+        raise typer.Exit(
+            _eval_answers(hotpotqa, questions, corpus, demo, dataset, max_queries, concurrency, data_dir, out)
+        )
     from keel.app.evaluation import evaluate, format_report
     from keel.core.pipelines import PIPELINES
     from retrieval.eval_data import DatasetError, load_beir, load_hotpotqa
@@ -222,6 +247,64 @@ def eval_command(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2))
         typer.echo(f"wrote {out}")
+
+
+def _eval_answers(
+    hotpotqa: Path | None,
+    questions: Path | None,
+    corpus: Path | None,
+    demo: bool,
+    dataset: Path | None,
+    max_queries: int,
+    concurrency: int,
+    data_dir: Path | None,
+    out: Path | None,
+) -> int:
+    """`keel eval --answers`: load the question set, run it on a platform of its own, print the tables."""
+    import json
+
+    from keel.app.answer_eval import (
+        AnswerSetError,
+        demo_set,
+        evaluate_answers,
+        format_report,
+        hotpotqa_set,
+        keel_set,
+    )
+    from retrieval.eval_data import DatasetError
+
+    setup_logging()
+    if dataset is not None or sum((hotpotqa is not None, questions is not None, demo)) != 1:
+        typer.echo(
+            "keel eval --answers: give exactly one of --hotpotqa FILE, --questions FILE or --demo", err=True
+        )
+        return 2
+    if max_queries < 0 or concurrency < 1:
+        typer.echo(
+            "keel eval --answers: --max-queries must be 0 (all) or more, --concurrency 1 or more", err=True
+        )
+        return 2
+    try:
+        if hotpotqa is not None:
+            answer_set = hotpotqa_set(hotpotqa, max_queries)
+        elif questions is not None:
+            answer_set = keel_set(questions, corpus, max_queries)
+        else:
+            answer_set = demo_set(max_queries)
+    except (AnswerSetError, DatasetError) as err:
+        typer.echo(f"keel eval: {err}", err=True)
+        return 2
+    try:
+        report = asyncio.run(evaluate_answers(answer_set, load_settings(), concurrency, data_dir))
+    except (AnswerSetError, TimeoutError) as err:
+        typer.echo(f"keel eval: {err}", err=True)
+        return 1
+    typer.echo(format_report(report))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        typer.echo(f"wrote {out}")
+    return 0
 
 
 def _add_subcommands() -> None:

@@ -1,0 +1,441 @@
+"""`keel eval --answers`: the real agent, end to end, over a question file; answers scored per provider.
+
+Each question is a task (AgentWorkflow on a real Temporal, review "never", the answer cache
+bypassed) after the corpus went through the real ingestion workflow. `evaluate_answers` starts
+what that needs (FalkorDB, the Temporal dev server, an in-process worker) in a data dir of its
+own and stops it all at the end; `run_answers` is the part that only needs them running.
+
+Scores (keel/core/answer_metrics.py, after the official HotpotQA evaluation script):
+  fact        the normalised gold answer inside the normalised answer, on word boundaries;
+  F1          the script's token F1, best over the acceptable golds;
+  yes/no      questions whose gold is yes or no are kept out of fact and F1 (the script's F1
+              gives any sentence 0 against them) and scored by the answer's first word;
+  docs cited  every expected document (HotpotQA: both supporting paragraphs) among the
+              citations' document ids;
+  abstained   no answer, the extractive answerer's NO_ANSWER, or no citation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import AsyncExitStack, ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from ingestion.files import load_documents
+from keel.control.documents import start_batch
+from keel.control.tasks import start_task
+from keel.core.answer_metrics import (
+    answer_words,
+    best_f1,
+    fact_found,
+    normalize_answer,
+    yes_no_correct,
+    yes_no_gold,
+)
+from keel.core.domain import TaskRequest, TaskResult
+from keel.core.models.extractive import NO_ANSWER
+from keel.core.settings import FalkorDBSettings, Settings
+from retrieval.eval_data import load_hotpotqa
+
+TENANT = "answer-eval"  # prefix of the tenant each question set is indexed into
+INGEST_BATCH = 500  # documents per ingestion workflow: its input stays small
+CORPUS_SUFFIXES = frozenset({".md", ".txt"})
+TASK_TIMEOUT_S = 600.0
+FAILED = "(failed)"  # the provider a task that never returned a result is counted under
+
+
+def tenant_for(name: str) -> str:
+    """The tenant a question set's corpus goes into: one data dir (--data-dir) can keep several."""
+    return f"{TENANT}-{re.sub(r'[^A-Za-z0-9_-]+', '-', name).strip('-')}"[:64]
+
+
+class AnswerSetError(ValueError):
+    """A question file or corpus that cannot be read; the message names it and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    answers: list[str]  # acceptable gold answers
+    documents: list[str]  # document ids the answer should cite (may be empty)
+
+
+@dataclass(frozen=True)
+class AnswerSet:
+    name: str
+    questions: list[Question]
+    documents: list[tuple[str, str, str]]  # (id, title, text): the corpus to index
+
+
+@dataclass
+class Record:
+    """One question's outcome: what `--out` writes per question."""
+
+    id: str
+    question: str
+    gold: list[str]
+    answer: str
+    model: str
+    fact: bool | None  # None: a yes/no question (scored by yes_no instead)
+    f1: float | None
+    yes_no: bool | None  # None: not a yes/no question
+    cited: list[str]
+    expected_documents: list[str]
+    both_cited: bool | None  # every expected document cited; None when none is expected
+    abstained: bool
+    words: int
+    latency: float  # seconds, submit to result
+    cost: float
+    error: str = ""
+
+
+# --- Question files -------------------------------------------------------------------------
+
+
+def hotpotqa_set(path: Path, max_queries: int = 0) -> AnswerSet:
+    """A HotpotQA jsonl file: its questions (or the first `max_queries`) and the paragraphs of
+    those questions pooled into one corpus, with retrieval.eval_data's document ids (titles)."""
+    dataset = load_hotpotqa(path)  # raises DatasetError (a ValueError) for a malformed file
+    qids = list(dataset.queries)[: max_queries or None]
+    asked = set(qids)
+    golds: dict[str, list[str]] = {}
+    titles: list[str] = []
+    with path.open(encoding="utf-8") as lines:
+        for row in (json.loads(line) for line in lines if line.strip()):
+            if (qid := str(row["question_id"])) in asked:
+                golds[qid] = [str(s) for a in row.get("answers_objects", []) for s in a.get("spans", [])]
+                titles += [str(c["title"]) for c in row["contexts"]]
+    if missing := [q for q in qids if not golds.get(q)]:
+        raise AnswerSetError(f"{path}: question {missing[0]} has no answer span")
+    questions = [Question(q, dataset.queries[q], golds[q], sorted(dataset.qrels[q])) for q in qids]
+    # The pool of the questions asked: with every question, the same corpus `keel eval` searches.
+    by_id = {d.document_id: d for d in dataset.documents}
+    documents = [(t, by_id[t].title, by_id[t].text) for t in dict.fromkeys(titles)]
+    return AnswerSet(path.stem, questions, documents)
+
+
+def keel_set(path: Path, corpus: Path | None = None, max_queries: int = 0) -> AnswerSet:
+    """Keel's questions format: a JSON list (or JSONL) of {question, answer (a string or a list of
+    acceptable strings), documents (expected ids, optional), id (optional), corpus (optional: a
+    folder, relative to the file)}; `corpus` overrides the file's folders."""
+    rows = _read_rows(path)[: max_queries or None]
+    questions, folders = [], []
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not row.get("question") or not row.get("answer"):
+            raise AnswerSetError(f"{path}: entry {number} needs a question and an answer")
+        answer = row["answer"]
+        golds = [str(a) for a in answer] if isinstance(answer, list) else [str(answer)]
+        expected = [str(d) for d in row.get("documents") or []]
+        questions.append(Question(str(row.get("id") or f"q{number}"), str(row["question"]), golds, expected))
+        if row.get("corpus"):
+            folders.append(path.parent / str(row["corpus"]))
+    folders = [corpus] if corpus is not None else list(dict.fromkeys(folders))
+    if not folders:
+        raise AnswerSetError(f"{path}: no corpus; give --corpus DIR or a corpus field")
+    documents: dict[str, tuple[str, str, str]] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise AnswerSetError(f"corpus {folder} is not a folder")
+        documents.update((d[0], d) for d in load_documents(folder, CORPUS_SUFFIXES))
+    if not documents:
+        raise AnswerSetError(
+            f"no {', '.join(sorted(CORPUS_SUFFIXES))} files under {', '.join(map(str, folders))}"
+        )
+    return AnswerSet(path.stem, questions, sorted(documents.values()))
+
+
+def _read_rows(path: Path) -> list[Any]:
+    if not path.is_file():
+        raise AnswerSetError(f"{path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".jsonl":
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        rows = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise AnswerSetError(f"{path}: not JSON ({err.msg}, line {err.lineno})") from None
+    if not isinstance(rows, list):
+        raise AnswerSetError(f"{path}: expected a JSON list of questions")
+    return rows
+
+
+def demo_set(max_queries: int = 0) -> AnswerSet:
+    """The demo questions over the demo corpus."""
+    from keel.app.demo import CORPUS_DIR, QUESTIONS_FILE
+
+    answer_set = keel_set(QUESTIONS_FILE, CORPUS_DIR, max_queries)
+    return AnswerSet("demo", answer_set.questions, answer_set.documents)
+
+
+# --- Scoring --------------------------------------------------------------------------------
+
+
+def score(question: Question, result: TaskResult | None, latency: float, error: str = "") -> Record:
+    """One answer against its question's golds and expected documents."""
+    answer = (result.answer or "") if result else ""
+    cited = sorted({c.document_id for c in result.citations}) if result else []
+    gold_yes_no = yes_no_gold(question.answers)
+    return Record(
+        id=question.id,
+        question=question.text,
+        gold=question.answers,
+        answer=answer,
+        model=result.model if result else FAILED,
+        fact=None if gold_yes_no else fact_found(answer, question.answers),
+        f1=None if gold_yes_no else round(best_f1(answer, question.answers), 4),
+        yes_no=yes_no_correct(answer, gold_yes_no) if gold_yes_no else None,
+        cited=cited,
+        expected_documents=question.documents,
+        both_cited=set(question.documents) <= set(cited) if question.documents else None,
+        abstained=not answer.strip() or normalize_answer(answer) == normalize_answer(NO_ANSWER) or not cited,
+        words=answer_words(answer),
+        latency=round(latency, 3),
+        cost=result.usage.cost if result else 0.0,
+        error=error,
+    )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank percentile (q in 0..1) of the values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def summarise(records: Sequence[Record]) -> dict[str, Any]:
+    """One provider's figures."""
+    spans = [r for r in records if r.fact is not None]
+    yes_no = [r for r in records if r.yes_no is not None]
+    with_docs = [r for r in records if r.both_cited is not None]
+    latencies = [r.latency for r in records]
+    return {
+        "n": len(records),
+        "failed": sum(bool(r.error) for r in records),
+        "fact": sum(bool(r.fact) for r in spans),
+        "fact_n": len(spans),
+        "f1": round(statistics.mean(r.f1 or 0.0 for r in spans), 4) if spans else None,
+        "yes_no": sum(bool(r.yes_no) for r in yes_no),
+        "yes_no_n": len(yes_no),
+        "docs_cited": sum(bool(r.both_cited) for r in with_docs),
+        "docs_n": len(with_docs),
+        "abstained": sum(r.abstained for r in records),
+        "median_words": statistics.median(r.words for r in records) if records else 0,
+        "latency_p50_s": round(percentile(latencies, 0.5), 3),
+        "latency_p95_s": round(percentile(latencies, 0.95), 3),
+        "cost_per_task": statistics.mean(r.cost for r in records) if records else 0.0,
+        "cost_total": sum(r.cost for r in records),
+    }
+
+
+def build_report(
+    answer_set: AnswerSet, records: Sequence[Record], concurrency: int, currency: str
+) -> dict[str, Any]:
+    providers: dict[str, list[Record]] = {}
+    for record in records:
+        providers.setdefault(record.model, []).append(record)
+    return {
+        "dataset": answer_set.name,
+        "questions": len(answer_set.questions),
+        "documents": len(answer_set.documents),
+        "concurrency": concurrency,
+        "currency": currency,
+        "providers": {model: summarise(mine) for model, mine in sorted(providers.items())},
+        "records": [asdict(r) for r in records],
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """One plain-text table per provider: figure, count/n and share (or value), what it means."""
+    lines = [
+        f"{report['dataset']}: {report['questions']} questions over {report['documents']} documents; "
+        f"the agent end to end, review never, answer cache bypassed, {report['concurrency']} at a time"
+    ]
+    for model, f in report["providers"].items():
+        failed = f", failed {f['failed']}" if f["failed"] else ""
+        f1 = f"{f['f1']:.3f}" if f["f1"] is not None else "-"
+        rows = [
+            ("fact", _share(f["fact"], f["fact_n"]), "normalised gold in the normalised answer"),
+            ("F1", f"{f1:>11}", "official HotpotQA token F1, mean"),
+            ("yes/no", _share(f["yes_no"], f["yes_no_n"]), "gold yes/no: the answer's first word"),
+            ("docs cited", _share(f["docs_cited"], f["docs_n"]), "every expected document cited"),
+            ("abstained", _share(f["abstained"], f["n"]), "no answer, or no citation"),
+            ("answer words", f"{f['median_words']:>11g}", "median"),
+            (
+                "latency s",
+                f"{f['latency_p50_s']:>11.2f}{f['latency_p95_s']:>7.2f}",
+                "p50, p95: submit to result",
+            ),
+            (
+                f"cost {report['currency']}",
+                f"{f['cost_per_task']:>11.6f}{f['cost_total']:>7.4f}",
+                "per task, total",
+            ),
+        ]
+        lines += ["", f"provider {model}  (n = {f['n']}{failed})"]
+        lines += [f"  {label:<14}{cells:<18}  {note}" for label, cells, note in rows]
+    return "\n".join(lines)
+
+
+def _share(count: int, n: int) -> str:
+    return f"{count:>5}/{n:<5}{count / n:7.1%}" if n else f"{'-':>5}"
+
+
+# --- Running --------------------------------------------------------------------------------
+
+
+async def index_corpus(
+    client: Client, settings: Settings, tenant: str, documents: Sequence[tuple[str, str, str]]
+) -> int:
+    """The documents through the ingestion workflow into `tenant`; how many were indexed."""
+    tenant_settings = settings.model_copy(update={"tenant": tenant})
+    indexed = 0
+    for start in range(0, len(documents), INGEST_BATCH):
+        batch = documents[start : start + INGEST_BATCH]
+        handle = await start_batch(client, tenant_settings, batch, batch_id=f"answer-eval-{uuid.uuid4().hex}")
+        result = await handle.result()
+        if result.failed:
+            example = next(iter(result.failed.items()))
+            raise AnswerSetError(f"{len(result.failed)} documents failed to index, e.g. {example}")
+        indexed += len(result.indexed)
+        _progress(f"  indexed {indexed}/{len(documents)} documents")
+    return indexed
+
+
+async def ask(client: Client, task_queue: str, tenant: str, question: Question) -> Record:
+    """One task, review never, the answer cache bypassed; scored, with its wall time."""
+    started = time.perf_counter()
+    try:
+        task_id = await start_task(
+            client,
+            TaskRequest(question=question.text, review="never", tenant=tenant, cache=False),
+            task_queue,
+        )
+        handle = client.get_workflow_handle(task_id, result_type=TaskResult)
+        result = await asyncio.wait_for(handle.result(), TASK_TIMEOUT_S)
+    except Exception as err:  # a failed or timed-out task is scored as one, not the run's end
+        return score(question, None, time.perf_counter() - started, f"{type(err).__name__}: {err}")
+    return score(question, result, time.perf_counter() - started)
+
+
+async def run_answers(
+    client: Client,
+    settings: Settings,
+    answer_set: AnswerSet,
+    tenant: str = TENANT,
+    concurrency: int = 2,
+    index: bool = True,
+) -> list[Record]:
+    """Index the corpus into `tenant` (unless `index` is False), then ask every question, a
+    `concurrency` at a time, against workers already polling `settings`' queues."""
+    if index:
+        started = time.perf_counter()
+        count = await index_corpus(client, settings, tenant, answer_set.documents)
+        _progress(f"indexed {count} documents in {time.perf_counter() - started:.0f} s")
+    queue = settings.temporal.task_queue
+    # Untimed: the worker's first task pays for lazy loading and cold caches.
+    await ask(client, queue, tenant, answer_set.questions[0])
+    slots = asyncio.Semaphore(max(1, concurrency))
+    done = 0
+
+    async def one(question: Question) -> Record:
+        nonlocal done
+        async with slots:
+            record = await ask(client, queue, tenant, question)
+        done += 1
+        verdict = record.error or ("abstained" if record.abstained else f"fact {record.fact}, f1 {record.f1}")
+        if record.yes_no is not None:
+            verdict = record.error or f"yes/no {record.yes_no}"
+        _progress(f"  {done}/{len(answer_set.questions)} {record.latency:.1f}s {record.model}: {verdict}")
+        return record
+
+    return list(await asyncio.gather(*(one(q) for q in answer_set.questions)))
+
+
+async def _platform(
+    stack: AsyncExitStack, settings: Settings, directory: Path, tenant: str
+) -> tuple[Client, Settings]:
+    """FalkorDB and the Temporal dev server of this evaluation, and a worker; stopped by `stack`."""
+    from keel.app.embedded import (
+        dev_server_flags,
+        free_port,
+        start_falkordb,
+        start_temporal,
+        stop_process,
+        wait_for_falkordb,
+    )
+    from keel.app.worker import build_components, make_worker
+
+    host, port = "127.0.0.1", free_port()
+    # Rebuildable data: one snapshot at shutdown, not an AOF replayed at the next start.
+    falkordb = start_falkordb(directory / "falkordb", port, host, snapshot_only=True)
+    stack.callback(stop_process, falkordb, 10)
+    temporal_port = free_port()
+    # Its own log file, not this command's stdout (which carries the tables).
+    temporal = start_temporal(directory / "temporal", host, temporal_port, free_port(), dev_server_flags())
+    stack.callback(stop_process, temporal, 10)
+    wait_for_falkordb(host, port, timeout_s=60)
+    client = await _connect(f"{host}:{temporal_port}", timeout_s=60)
+    ours = settings.model_copy(
+        update={
+            "data_dir": directory / "keel",
+            "tenant": tenant,
+            "temporal": settings.temporal.model_copy(
+                update={
+                    "address": f"{host}:{temporal_port}",
+                    "task_queue": f"answer-eval-{uuid.uuid4().hex[:8]}",
+                    "ingest_task_queue": "",
+                }
+            ),
+            "falkordb": FalkorDBSettings(url=f"redis://{host}:{port}", graph_prefix="answer-eval"),
+        }
+    )
+    components = build_components(ours, stack.enter_context(ExitStack()))
+    await stack.enter_async_context(make_worker(client, ours, components))
+    return client, ours
+
+
+async def _connect(address: str, timeout_s: float) -> Client:
+    """A client of the Temporal server at `address`, once it answers."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await Client.connect(address)
+        except RuntimeError as err:  # not serving yet
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"Temporal at {address} did not answer within {timeout_s} s: {err}"
+                ) from err
+            await asyncio.sleep(0.2)
+
+
+async def evaluate_answers(
+    answer_set: AnswerSet, settings: Settings, concurrency: int = 2, data_dir: Path | None = None
+) -> dict[str, Any]:
+    """Start the platform (in `data_dir`, kept for the next run, or a temporary one), index, ask
+    every question, stop everything; the report as a dict."""
+    if not answer_set.questions:
+        raise AnswerSetError(f"{answer_set.name}: no questions")
+    with ExitStack() as dirs:
+        directory = data_dir or Path(dirs.enter_context(tempfile.TemporaryDirectory(prefix="keel-answers-")))
+        async with AsyncExitStack() as stack:
+            tenant = tenant_for(answer_set.name)
+            client, ours = await _platform(stack, settings, directory, tenant)
+            records = await run_answers(client, ours, answer_set, tenant, concurrency)
+    return build_report(answer_set, records, concurrency, settings.cost.currency)
+
+
+def _progress(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
