@@ -72,6 +72,20 @@ def _first_hop(question: str, find: FindEntities) -> str:
     return question[clauses[-1] if clauses else entity_at :].rstrip("?. ")
 
 
+def _distinct_sentences(passages: Sequence[ScoredChunk]) -> list[tuple[ScoredChunk, str]]:
+    """Each sentence once, from the best-ranked passage that has it: neighbouring chunks overlap
+    (and documents repeat each other), and a sentence quoted twice made answers like "X. X."."""
+    seen: set[str] = set()
+    candidates = []
+    for passage in passages:
+        for sentence in split_sentences(passage.text):
+            key = " ".join(sentence.split()).casefold()
+            if key not in seen:
+                seen.add(key)
+                candidates.append((passage, sentence))
+    return candidates
+
+
 def _coverage(asked: set[str], sentence: str) -> float:
     return _COVERAGE_WEIGHT * len(asked & terms(sentence)) / max(1, len(asked))
 
@@ -118,7 +132,7 @@ class ExtractiveProvider:
         return Generation(answer=" ".join(c.quote for c in kept), citations=kept, model=self.model)
 
     def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Generation:
-        candidates = [(p, s) for p in passages for s in dict.fromkeys(split_sentences(p.text))]
+        candidates = _distinct_sentences(passages)
         if not candidates:
             return Generation(answer=NO_ANSWER, citations=[], model=self.model)
         # Chains are followed only for multi-hop questions, and only with an entity finder.

@@ -174,3 +174,19 @@ def test_a_short_markdown_passage_is_answered_from_its_body(
     passage = ScoredChunk(document_id="doc", chunk_id="doc#0000", title=text.split("\n")[0][2:], text=text)
     gen = ExtractiveProvider(embed).generate(question, [passage])
     assert gen.citations and gen.citations[0].quote == quote, gen
+
+
+def test_a_sentence_in_two_overlapping_chunks_is_quoted_once(embed: Embed) -> None:
+    first = ScoredChunk(
+        chunk_id="limits#0", document_id="limits", title="Limits", text="The daily meal limit is 60 euros."
+    )
+    overlap = ScoredChunk(
+        chunk_id="limits#1",
+        document_id="limits",
+        title="Limits",
+        text="The daily meal  limit is 60 euros. Hotels are booked through the travel desk.",
+    )
+    gen = ExtractiveProvider(embed).generate("What is the daily meal limit?", [first, overlap])
+    quotes = [" ".join(c.quote.split()).casefold() for c in gen.citations]
+    assert quotes.count("the daily meal limit is 60 euros.") == 1, gen.answer
+    assert gen.citations[0].chunk_id == "limits#0"  # from the better-ranked passage
