@@ -164,10 +164,30 @@ WITH e, row
 MATCH (e)<-[r:MENTIONS|ABOUT]-()
 SET r.matches = [n IN r.names | row.matches[[i IN range(0, size(row.forms) - 1) WHERE row.forms[i] = n][0]]]
 """
-DELETE_DOCUMENT = """
+# A deletion runs in steps; the document node goes last, keeping the keys of the entities it
+# mentioned (`deleting`): a retry after a crash between the steps still knows which entities its
+# removal may have orphaned, as the first attempt did.
+MARK_DELETING = """
+MATCH (d:Document {id: $doc})
+SET d.deleting = $keys
+"""
+DELETING_KEYS = """
+MATCH (d:Document {id: $doc})
+WHERE d.deleting IS NOT NULL
+UNWIND d.deleting AS key
+RETURN DISTINCT key
+"""
+DELETE_CHUNKS_AND_ABOUT = """
 MATCH (d:Document {id: $doc})
 OPTIONAL MATCH (d)-[:HAS_CHUNK]->(c:Chunk)
-DETACH DELETE c, d
+DETACH DELETE c
+WITH DISTINCT d
+OPTIONAL MATCH (d)-[a:ABOUT]->(:Entity)
+DELETE a
+"""
+DELETE_DOCUMENT = """
+MATCH (d:Document {id: $doc})
+DETACH DELETE d
 """
 # The bridge hop: a seed passage names an entity; the document about that entity is the next hop.
 # An entity that many passages mention ("Summary", a section heading) is a topic, not a link.
@@ -422,13 +442,17 @@ class GraphStore:
         doc = {"doc": document_id}
         what = f"delete of document {document_id!r}"
         docs = {"docs": [document_id]}
-        old_keys = [row[0] for row in self._read(tenant, "read mentions", DOCUMENT_ENTITY_KEYS, docs)]
         if not self._db.connection.exists(self.graph_name(tenant)):
             return
-        self._run(tenant, what, DELETE_DOCUMENT, doc)
+        mentioned = [row[0] for row in self._read(tenant, "read mentions", DOCUMENT_ENTITY_KEYS, docs)]
+        marked = [row[0] for row in self._read(tenant, "read mentions", DELETING_KEYS, doc)]
+        old_keys = sorted(set(mentioned) | set(marked))
+        self._run(tenant, what, MARK_DELETING, {**doc, "keys": old_keys})
+        self._run(tenant, what, DELETE_CHUNKS_AND_ABOUT, doc)
         self._run(tenant, what, DELETE_RELATIONS, docs)
         self._run(tenant, what, DELETE_ORPHAN_ENTITIES, {"keys": old_keys})
         self._settle(tenant, what, old_keys)
+        self._run(tenant, what, DELETE_DOCUMENT, doc)  # last: until now a retry finds the keys here
 
     def linked_documents(
         self, tenant: str, seed_chunk_ids: Sequence[str], limit: int, max_mentions: int = 20

@@ -120,6 +120,19 @@ def test_delete_document(graph: GraphStore) -> None:
     graph.delete_document("acme", "hb")  # deleting again is a no-op
 
 
+def test_a_delete_cut_short_after_its_chunks_leaves_no_orphan_entity_once_retried(graph: GraphStore) -> None:
+    chunks, relations = handbook()
+    graph.upsert_document("acme", "hb", "Handbook", "v1", chunks, relations)
+    graph.upsert_document("acme", "ops", "Ops", "v1", [GraphChunk("ops#0000", 0, [("ledger", "Ledger")])], [])
+    # A worker killed right after the first steps of a delete: the chunks are gone, the entities
+    # they alone mentioned are not, and nothing mentions them any more.
+    keys = graph.entity_keys_in("acme", [c.chunk_id for c in chunks])
+    graph._run("acme", "test", graph_store.MARK_DELETING, {"doc": "hb", "keys": keys})
+    graph._run("acme", "test", graph_store.DELETE_CHUNKS_AND_ABOUT, {"doc": "hb"})
+    graph.delete_document("acme", "hb")  # the retry
+    assert graph.counts("acme") == {"documents": 1, "chunks": 1, "entities": 1, "mentions": 1, "relations": 0}
+
+
 def test_injection_looking_input_is_stored_verbatim(graph: GraphStore) -> None:
     title = "'}) DETACH DELETE n //"
     key = 'evil"}) MATCH (m) DETACH DELETE m //'
