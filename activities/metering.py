@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -22,7 +21,7 @@ from keel.core.chunks import ScoredChunk
 from keel.core.models import AnswerProvider, Generation
 from keel.core.settings import Settings
 from keel.core.tokens import CountTokens
-from keel.core.usage import Price, StepUsage, UsageKind, price_for, to_nanos
+from keel.core.usage import Price, StepUsage, UsageKind, price_for, prices_of, to_nanos
 from keel.stores.budgets import BudgetLedger
 from keel.stores.usage import UsageLedger
 
@@ -44,15 +43,6 @@ class Stopwatch:
         return self
 
 
-@contextmanager
-def stopwatch() -> Iterator[Stopwatch]:
-    watch = Stopwatch()
-    try:
-        yield watch
-    finally:
-        watch.stop()
-
-
 @dataclass
 class ModelCallBudget:
     """A model call's reservation: what it was estimated at and the lines it holds."""
@@ -70,9 +60,7 @@ class Metering:
         self, settings: Settings, usage: UsageLedger, budgets: BudgetLedger, count_tokens: CountTokens
     ) -> None:
         self._cost = settings.cost
-        self._prices = [
-            Price(p.match, p.input_per_1m, p.output_per_1m, p.effective_from) for p in self._cost.prices
-        ]
+        self._prices = prices_of(self._cost.prices)
         self._usage = usage
         self._budgets = budgets
         self.count_tokens = count_tokens
@@ -141,12 +129,12 @@ class Metering:
             usage.calls = 1
             reported = generation.input_tokens > 0 or generation.output_tokens > 0
             usage.tokens_counted = not reported
-            counted = budget.prompt_tokens if budget.prompt_tokens is not None else None
-            usage.input_tokens = (
-                generation.input_tokens
-                if reported
-                else (counted if counted is not None else self.count_tokens(budget.prompt))
-            )
+            if reported:
+                usage.input_tokens = generation.input_tokens
+            elif budget.prompt_tokens is not None:  # counted already, for the reservation
+                usage.input_tokens = budget.prompt_tokens
+            else:
+                usage.input_tokens = self.count_tokens(budget.prompt)
             usage.output_tokens = (
                 generation.output_tokens if reported else self.count_tokens([generation.answer])
             )

@@ -28,10 +28,10 @@ from keel.core.cost_model import (
     figures_from_bench,
     figures_from_rows,
     latency_breaks_at,
-    prices_of,
     project,
 )
 from keel.core.settings import PriceSettings, Settings
+from keel.core.usage import prices_of
 
 COMMAND = "keel cost-model"
 _PRICES = TypeAdapter(list[PriceSettings])

@@ -8,7 +8,7 @@ concurrent calls can never all pass a check that only one of them fits.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from keel.core.settings import BudgetSet
 from keel.core.usage import from_nanos, to_nanos
@@ -106,11 +106,3 @@ def over_budget_text(state: LineState, amount_nanos: int, hard: bool) -> str:
         f"{kind} {state.line.name} of {state.line.limit:.6g}: spent {from_nanos(state.spent_nanos):.6g}, "
         f"reserved {from_nanos(state.reserved_nanos):.6g}, this call up to {from_nanos(amount_nanos):.6g}"
     )
-
-
-def period_end(now: datetime, period: str) -> datetime:
-    """When a day or month budget starts again (UTC)."""
-    if period == "day":
-        return (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return (first + timedelta(days=32)).replace(day=1)

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from keel.core.settings import PriceSettings
 from keel.core.usage import Price, UsageRow, price_for
 
 DAYS_PER_MONTH = 30
@@ -342,8 +341,3 @@ def latency_breaks_at(
             p95_latency_s(figures, peak_rate(users, tasks_per_user_per_day, a), servers, a) > limit_s
         )
     )
-
-
-def prices_of(entries: Sequence[PriceSettings]) -> tuple[Price, ...]:
-    """The price table as `price_for` takes it."""
-    return tuple(Price(p.match, p.input_per_1m, p.output_per_1m, p.effective_from) for p in entries)

@@ -11,7 +11,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from keel.core.settings import PriceSettings
 
 NANOS = 1_000_000_000
 # What a step used: a model call, an encoder (queries, sentences), a reranker, a person.
@@ -38,6 +41,11 @@ class Price:
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return (input_tokens * self.input_per_1m + output_tokens * self.output_per_1m) / 1_000_000
+
+
+def prices_of(entries: Sequence[PriceSettings]) -> tuple[Price, ...]:
+    """The settings' price table as `price_for` takes it."""
+    return tuple(Price(p.match, p.input_per_1m, p.output_per_1m, p.effective_from) for p in entries)
 
 
 def price_for(prices: Sequence[Price], model: str, on: date) -> Price | None:
