@@ -229,8 +229,10 @@ def test_grade_flags_passages_that_read_like_instructions(
         platform.components.agent.grade,
         GradeInput(injected_tenant, "Which team owns Kestrel?", draft, passages, last, mode),  # type: ignore[arg-type]
     )
-    # The answer's "approved, no review needed" lowers nothing: the policy alone decides.
-    assert (out.needs_review, out.review_reasons) == (needs_review, reasons)
+    # The answer's "approved, no review needed" lowers nothing: the policy alone decides (its
+    # unsupported sentence may add a weak-grounding reason under `auto`, never remove one).
+    shown = [r for r in out.review_reasons if not r.startswith("weak grounding")]
+    assert (out.needs_review, shown) == (needs_review, reasons)
     # Whatever the mode, the grade's trace names the chunk and what in it fired.
     [grade] = [o for o in platform.traces.load(task_id) if o.name == "grade"]
     [suspect] = grade.output["instructions_in_sources"]

@@ -32,7 +32,7 @@ def make_provider(
     """
     chosen = settings.models.profile(profile)
     if not chosen.base_url:
-        return ExtractiveProvider(embed, find_entities=find_entities)
+        return ExtractiveProvider(embed, find_entities=find_entities, min_fit=settings.agent.min_answer_fit)
     from openai import OpenAI
 
     client = OpenAI(

@@ -1,97 +1,154 @@
-"""An answerer that needs no LLM: the best-supported sentences of the reranked passages.
+"""An answerer that needs no LLM: the sentences of the reranked passages that answer the question.
 
-For a multi-hop question it follows the chain: after the best sentence, each next
-sentence must name an entity the previous one introduced ("Halcyon depends on
-Kestrel" → "Kestrel is owned by Team Aurora" → "Team Aurora is led by Maya Okafor").
+It reads the question's structure, not any corpus's wording:
+  - Every sentence is scored against the question: MiniLM cosine, plus how much of the question's
+    terms it covers (its document's title counts half: "He was born in Leeds" is about the
+    article it sits in), plus a small prior for the reranker's order.
+  - A question whose answer sits one hop away (a bridge: "the director of film X was born
+    where?") or that compares two things ("which started first, A or B?") needs two documents. So
+    the best *pair* of sentences from two documents is chosen: both well scored, together covering
+    the question, and linked — one names the other's subject (its title or a shared entity), or
+    the question names both. A chain goes one hop further when a third linked sentence covers what
+    the pair left out ("the team that owns the system X depends on" → X's, the system's, the team's).
+  - A lone sentence is the answer when no partner adds anything: single-fact questions stay short.
+Each sentence is quoted once, verbatim, and is its own citation.
+
+`fit` (keel/core/models/answer_fit.py, shared with the grade step) measures whether the quoted
+sentences answer the question; below `min_fit` the answerer says the documents do not answer.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from keel.core.chunks import Citation, ScoredChunk
-from keel.core.models.base import Embed, Generation, dot, is_multi_hop, split_sentences
+from keel.core.models.answer_fit import (
+    MIN_FIT,
+    coverage,
+    display_title,
+    fit,
+    mentions,
+    names_subject,
+    subject_names,
+    terms,
+    title_terms,
+)
+from keel.core.models.base import Embed, Generation, dot, split_sentences
 
 NO_ANSWER = "The indexed documents do not answer this question."
 # Term coverage separates sentences MiniLM finds equally close ("depends on" vs "sponsored by").
-_COVERAGE_WEIGHT = 0.5
-# Below this MiniLM cosine no sentence addresses the question (off-corpus questions score
-# 0.1-0.2, answerable ones 0.4 and up): say so rather than quote the least-bad sentence.
-MIN_COSINE = 0.3
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
-    {
-        "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "for", "from", "has", "have", "how",
-        "in", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when",
-        "where", "which", "who", "whom", "whose", "why", "with",
-    }
-)  # fmt: skip
-
+_COVERAGE_WEIGHT = 0.8
+# A partner sentence that names the other's subject, or shares a name with it that the question
+# does not: the hop between two documents.
+_LINK_BONUS = 0.25
+# Candidates a pair is chosen among (the best-scored sentences): bounds the pair search.
+_PAIR_POOL = 30
+# Two sentences closer than cosine 0.5 to each other say much the same: the pair loses this
+# times the excess.
+_REDUNDANCY = 1.0
+# A partner that is no hop joins only when it covers this much more of the question.
+_PARTNER_GAIN = 0.05
 # (text, names already known from the context) → entity names in the text.
 FindEntities = Callable[[str, Sequence[str]], list[str]]
 
 
-_IRREGULAR = {"led": "lead", "ran": "run", "held": "hold", "built": "build", "kept": "keep", "paid": "pay"}
-
-
-def _stem(word: str) -> str:
-    # Crude on purpose: "owns"/"owned"/"owning" → "own" is all the matching needs.
-    if word in _IRREGULAR:
-        return _IRREGULAR[word]
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-def terms(text: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
-
-
-_RELATIVE = re.compile(r"\b(that|which|whose|where|who)\b", re.IGNORECASE)
-# A sentence opening with a pronoun does not name its subject: a poor sentence to answer with.
+# A sentence opening with a pronoun does not name its subject: its document's title does.
 _PRONOUN_START = re.compile(r"^(he|she|it|they|this|these|its|their|his|her)\b", re.IGNORECASE)
-_PRONOUN_PENALTY = 0.1
+_PRONOUN_PENALTY = 0.05
+# A sentence holding the kind of fact asked for (a number for "how many", a date for "when", a
+# name the question lacks for "who"/"which"), that the question does not already state.
+_TYPE_BONUS = 0.2
+# What kind of fact a question asks for, from its wording: a quantity, a time, or a name.
+_ASKS_NUMBER = re.compile(
+    r"\bhow (many|much|long|old|tall|far|large|big|high)\b|\bwhat (number|percentage|population)\b",
+    re.IGNORECASE,
+)
+_ASKS_TIME = re.compile(
+    r"^\s*when\b|\b(what|which) (year|date|month|day|decade|century)\b|\bwhen\b", re.IGNORECASE
+)
+_ASKS_YES_NO = re.compile(
+    r"^\s*(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.IGNORECASE
+)
+_DIGIT = re.compile(r"\d")
+_NUMBER_WORD = re.compile(
+    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|hundred|thousand|million|billion)\b",
+    re.IGNORECASE,
+)
+_TIME = re.compile(
+    r"\b\d{3,4}s?\b|\b(January|February|March|April|May|June|July|August|September|October|November|December)\b"
+)
+_CAPITALISED = re.compile(r"(?<!^)(?<![.!?] )\b[A-Z][\w'&.-]*")
 
 
-def _first_hop(question: str, find: FindEntities) -> str:
-    """The innermost clause, around the question's last named entity: the hop to answer first.
-
-    "…the system Project Halcyon depends on?" → "Project Halcyon depends on";
-    "How many engineers are in the team that owns Wayfinder?" → "that owns Wayfinder".
-    """
-    names = find(question, ())
-    if not names:
-        return ""
-    entity_at, entity = max((question.rfind(n), n) for n in names)
-    tail = question[entity_at:].rstrip("?. ")
-    if terms(tail) - terms(entity):
-        return tail  # the entity's own clause carries the relation: "Project Halcyon depends on"
-    clauses = [m.start() for m in _RELATIVE.finditer(question) if 0 < m.start() < entity_at]
-    return question[clauses[-1] if clauses else entity_at :].rstrip("?. ")
+def answer_type(question: str) -> str:
+    """ "number", "time", "yes/no" or "name": what the answer to `question` must hold."""
+    if _ASKS_YES_NO.match(question):
+        return "yes/no"
+    if _ASKS_NUMBER.search(question):
+        return "number"
+    if _ASKS_TIME.search(question):
+        return "time"
+    return "name"
 
 
-def _distinct_sentences(passages: Sequence[ScoredChunk]) -> list[tuple[ScoredChunk, str]]:
+def holds_type(sentence: str, kind: str, question: str) -> bool:
+    """Whether `sentence` has something of the kind `kind` that the question does not already
+    say: the answer is what the question lacks."""
+    asked = question.casefold()
+    if kind == "number":
+        found = [m.group() for m in re.finditer(r"\d[\d,.]*", sentence)] + _NUMBER_WORD.findall(sentence)
+    elif kind == "time":
+        found = [m.group() for m in _TIME.finditer(sentence)]
+    elif kind == "name":
+        found = [m.group() for m in _CAPITALISED.finditer(sentence)] + [
+            m.group() for m in re.finditer(r"\d+", sentence)
+        ]
+    else:
+        return True
+    return any(f.casefold().strip(".") not in asked for f in found if f)
+
+
+@dataclass
+class _Sentence:
+    passage: ScoredChunk
+    text: str
+    terms: set[str]
+    context: set[str]  # its document title's terms
+    names: set[str] = field(default_factory=set)  # entity names it mentions, casefolded
+    vector: list[float] = field(default_factory=list)
+    cosine: float = 0.0
+    covered: float = 0.0  # coverage of the question
+    score: float = 0.0
+
+
+def _distinct_sentences(passages: Sequence[ScoredChunk]) -> list[_Sentence]:
     """Each sentence once, from the best-ranked passage that has it: neighbouring chunks overlap
     (and documents repeat each other), and a sentence quoted twice made answers like "X. X."."""
     seen: set[str] = set()
-    candidates = []
+    found = []
     for passage in passages:
+        context = title_terms(passage.title)
         for sentence in split_sentences(passage.text):
             key = " ".join(sentence.split()).casefold()
             if key not in seen:
                 seen.add(key)
-                candidates.append((passage, sentence))
-    return candidates
+                found.append(_Sentence(passage, sentence, terms(sentence), context))
+    return found
 
 
-def _coverage(asked: set[str], sentence: str) -> float:
-    return _COVERAGE_WEIGHT * len(asked & terms(sentence)) / max(1, len(asked))
+def shown(quote: str, title: str) -> str:
+    """A quote as the answer shows it: after its document's subject when it does not name it
+    ("Gal Gadot: She started with …"), since a quote out of its article loses who "she" is."""
+    subject = display_title(title)
+    if not subject or any(mentions(quote, n) for n in subject_names(title)):
+        return quote
+    return f"{subject}: {quote}"
 
 
 class ExtractiveProvider:
-    """Quotes the sentences closest to the question; every sentence is its own citation."""
+    """Quotes the sentences that answer the question; every sentence is its own citation."""
 
     name = "extractive"
     model = "extractive-minilm"
@@ -102,18 +159,16 @@ class ExtractiveProvider:
         embed: Embed,
         find_entities: FindEntities | None = None,
         max_sentences: int = 3,
-        keep_ratio: float = 0.75,
-        min_cosine: float = MIN_COSINE,
+        min_fit: float = MIN_FIT,
     ) -> None:
         if max_sentences < 1:
             raise ValueError("max_sentences must be at least 1")
-        if not 0.0 < keep_ratio <= 1.0:
-            raise ValueError("keep_ratio must be in (0, 1]")
+        if not 0.0 <= min_fit < 1.0:
+            raise ValueError("min_fit must be in [0, 1)")
         self._embed = embed
         self._find_entities = find_entities
         self._max_sentences = max_sentences
-        self._keep_ratio = keep_ratio
-        self._min_cosine = min_cosine
+        self._min_fit = min_fit
 
     def prompt_texts(self, question: str, passages: Sequence[ScoredChunk]) -> list[str]:
         return [question, *(p.text for p in passages)]
@@ -124,111 +179,167 @@ class ExtractiveProvider:
         sentences that answered it."""
         answered = self.generate(question, passages)
         added = self.generate(instruction, passages)
-        kept = [c for c in answered.citations]
+        kept = list(answered.citations)
         quotes = {c.quote for c in kept}
         kept += [c for c in added.citations if c.quote not in quotes]
         if not kept:
             return answered
-        return Generation(answer=" ".join(c.quote for c in kept), citations=kept, model=self.model)
+        titles = {p.chunk_id: p.title for p in passages}
+        answer = " ".join(shown(c.quote, titles.get(c.chunk_id, "")) for c in kept)
+        return Generation(answer=answer, citations=kept, model=self.model)
 
     def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Generation:
-        candidates = _distinct_sentences(passages)
-        if not candidates:
+        sentences = _distinct_sentences(passages)
+        if not sentences:
             return Generation(answer=NO_ANSWER, citations=[], model=self.model)
-        # Chains are followed only for multi-hop questions, and only with an entity finder.
-        find = self._find_entities if is_multi_hop(question) else None
-        first_hop = _first_hop(question, find) if find is not None else ""
-        # One encoder call for everything: the sentences are embedded once, whatever they are scored against.
-        vectors = self._embed([question, first_hop or question, *(s for _, s in candidates)])
-        cosines, scores = self._scores(question, vectors[0], vectors[2:], passages, candidates)
-        if max(cosines) < self._min_cosine:
-            return Generation(
-                answer=NO_ANSWER, citations=[], model=self.model, notes=["no sentence is close enough"]
+        asked = terms(question)
+        # One encoder call: the question and every sentence.
+        vectors = self._embed([question, *(s.text for s in sentences)])
+        rank = {p.chunk_id: i for i, p in enumerate(passages)}
+        kind = answer_type(question)
+        for sentence, vector in zip(sentences, vectors[1:], strict=True):
+            sentence.vector = vector
+            sentence.cosine = dot(vectors[0], vector)
+            sentence.covered = coverage(asked, sentence.terms, sentence.context)
+            sentence.score = (
+                sentence.cosine
+                + _COVERAGE_WEIGHT * sentence.covered
+                + 0.02 * (len(passages) - rank[sentence.passage.chunk_id]) / len(passages)
+                - (_PRONOUN_PENALTY if _PRONOUN_START.match(sentence.text) else 0.0)
+                + (_TYPE_BONUS if holds_type(sentence.text, kind, question) else 0.0)
             )
-        if find is not None:
-            anchor = (
-                self._scores(first_hop, vectors[1], vectors[2:], passages, candidates)[1]
-                if first_hop
-                else scores
-            )
-            chosen = self._follow_chain(question, candidates, scores, anchor, find)
-        else:
-            chosen = self._best(scores)
+        chosen = self._choose(question, asked, sentences)
+        covered = coverage(
+            asked, set().union(*(s.terms for s in chosen)), set().union(*(s.context for s in chosen))
+        )
+        named = any(names_subject(asked, s.passage.title) for s in chosen)
+        quality = fit(max(s.cosine for s in chosen), covered, named)
+        if quality < self._min_fit:
+            note = f"no sentence answers the question well enough (fit {quality:.2f} < {self._min_fit})"
+            return Generation(answer=NO_ANSWER, citations=[], model=self.model, notes=[note])
         citations = [
-            Citation(
-                document_id=candidates[i][0].document_id,
-                chunk_id=candidates[i][0].chunk_id,
-                quote=candidates[i][1],
-            )
-            for i in chosen
+            Citation(document_id=s.passage.document_id, chunk_id=s.passage.chunk_id, quote=s.text)
+            for s in chosen
         ]
-        answer = " ".join(c.quote for c in citations)
+        answer = " ".join(shown(s.text, s.passage.title) for s in chosen)
         # No usage of its own to report: the generate step counts tokens with the encoder's tokenizer.
         return Generation(answer=answer, citations=citations, model=self.model)
 
-    @staticmethod
-    def _scores(
-        question: str,
-        question_vector: list[float],
-        sentence_vectors: list[list[float]],
-        passages: Sequence[ScoredChunk],
-        candidates: list[tuple[ScoredChunk, str]],
-    ) -> tuple[list[float], list[float]]:
-        """Cosines to the question; and scores: cosine + a small prior for the reranker's order + coverage."""
-        asked = terms(question)
-        rank = {p.chunk_id: i for i, p in enumerate(passages)}
-        cosines = [dot(question_vector, vector) for vector in sentence_vectors]
-        scores = [
-            cosine
-            + 0.02 * (len(passages) - rank[passage.chunk_id]) / len(passages)
-            + _coverage(asked, sentence)
-            - (_PRONOUN_PENALTY if _PRONOUN_START.match(sentence) else 0.0)
-            for (passage, sentence), cosine in zip(candidates, cosines, strict=True)
+    # --- choosing the sentences ---------------------------------------------------------------
+
+    def _choose(self, question: str, asked: set[str], sentences: list[_Sentence]) -> list[_Sentence]:
+        pool = sorted(sentences, key=lambda s: -s.score)[:_PAIR_POOL]
+        best = pool[0]
+        if self._max_sentences == 1:
+            return [best]
+        self._name(question, sentences)
+        named = self._named_in(question, pool)
+        # What the question names: its entities, and the subjects of documents it names.
+        asked_names = {n.casefold() for n in self._entities(question)} | {
+            n for s in pool for n in subject_names(s.passage.title) if mentions(question, n)
+        }
+        pairs = [
+            (self._pair_score(a, b, asked, named, asked_names), a, b)
+            for i, a in enumerate(pool)
+            for b in pool[i + 1 :]
+            if a.passage.document_id != b.passage.document_id
         ]
-        return cosines, scores
+        if not pairs:
+            return [best]
+        _, a, b = max(pairs, key=lambda p: p[0])
+        # A partner joins when it is a hop (linked, or the question names both documents) or when
+        # it covers what the best sentence left out; otherwise one sentence answers.
+        hop = self._linked(a, b, asked_names) or {a.passage.document_id, b.passage.document_id} <= named
+        gain = coverage(asked, a.terms | b.terms, a.context | b.context) - coverage(
+            asked, best.terms, best.context
+        )
+        if not hop and gain < _PARTNER_GAIN:
+            return [best]
+        chain = self._ordered(a, b)
+        if self._max_sentences >= 3:
+            third = self._next_hop(chain, sentences, asked, asked_names)
+            if third is not None:
+                chain.append(third)
+        return chain
 
-    def _best(self, scores: list[float]) -> list[int]:
-        order = sorted(range(len(scores)), key=lambda i: -scores[i])
-        best = scores[order[0]]
-        return [i for i in order[: self._max_sentences] if scores[i] >= best * self._keep_ratio]
+    def _pair_score(
+        self, a: _Sentence, b: _Sentence, asked: set[str], named: set[str], asked_names: set[str]
+    ) -> float:
+        """Both sentences' closeness to the question, the coverage they reach together (what both
+        cover counts once), less their closeness to each other (two wordings of one fact are no
+        hop), and a bonus when they are linked (one names the other's subject, or they share a
+        name the question does not have) or the question names both their documents."""
+        together = coverage(asked, a.terms | b.terms, a.context | b.context)
+        linked = self._linked(a, b, asked_names) or (
+            a.passage.document_id in named and b.passage.document_id in named
+        )
+        return (
+            a.score
+            + b.score
+            - _COVERAGE_WEIGHT * (a.covered + b.covered)
+            + 2 * _COVERAGE_WEIGHT * together
+            - _REDUNDANCY * max(0.0, dot(a.vector, b.vector) - 0.5)
+            + (_LINK_BONUS if linked else 0.0)
+        )
 
-    def _follow_chain(
-        self,
-        question: str,
-        candidates: list[tuple[ScoredChunk, str]],
-        scores: list[float],
-        anchor: list[float],
-        find: FindEntities,
-    ) -> list[int]:
-        # Names found anywhere in the passages are known in each sentence: a sentence that opens
-        # with a one-word name ("Kestrel is owned by …") gives no cue of its own.
-        known = find(" ".join(p.text for p in dict.fromkeys(p for p, _ in candidates)), ())
-        names = [{e.casefold() for e in find(s, known)} for _, s in candidates]
-        seen = {e.casefold() for e in find(question, known)}
-        # The chain starts at a sentence that names what the question names, when there is one.
-        start = [i for i in range(len(candidates)) if names[i] & seen] or list(range(len(candidates)))
-        chosen = [max(start, key=lambda i: anchor[i])]
-        asked = terms(question)
-        while len(chosen) < self._max_sentences:
-            # Terms earlier hops already answered no longer count: the next hop must add the rest.
-            covered = set().union(*(terms(candidates[i][1]) for i in chosen))
-            remaining = asked - covered
-            bridge = names[chosen[-1]] - seen
-            pool = [i for i in range(len(candidates)) if i not in chosen and names[i] & bridge]
-            # A hop moves forward: prefer sentences that do not go back to entities already covered.
-            forward = [i for i in pool if not names[i] & seen]
-            pool = forward or pool
-            if not pool:
-                break
-            seen |= bridge
-            chosen.append(
-                max(
-                    pool,
-                    key=lambda i: (
-                        scores[i]
-                        - _coverage(asked, candidates[i][1])
-                        + _coverage(remaining, candidates[i][1])
-                    ),
-                )
+    def _next_hop(
+        self, chain: list[_Sentence], sentences: list[_Sentence], asked: set[str], asked_names: set[str]
+    ) -> _Sentence | None:
+        """A sentence that covers question terms the chain does not, linked to the chain's last
+        (or in the same document: "Team Aurora owns Kestrel." → "Team Aurora is led by …")."""
+        covered = set().union(*(s.terms for s in chain))
+        remaining = asked - covered - set().union(*(s.context for s in chain))
+        if not remaining:
+            return None
+        last = chain[-1]
+        options = [
+            s
+            for s in sentences
+            if s not in chain
+            and remaining & s.terms
+            and (
+                self._linked(last, s, asked_names)
+                # The same document is the same subject: a hop only when it answers what is left.
+                or (s.passage.document_id == last.passage.document_id and coverage(remaining, s.terms) >= 0.5)
             )
-        return chosen
+        ]
+        return max(options, key=lambda s: s.score + coverage(remaining, s.terms)) if options else None
+
+    def _ordered(self, a: _Sentence, b: _Sentence) -> list[_Sentence]:
+        """The hop order: the sentence that names the other's subject comes first."""
+        if any(mentions(b.text, n) for n in subject_names(a.passage.title)) and not any(
+            mentions(a.text, n) for n in subject_names(b.passage.title)
+        ):
+            return [b, a]
+        return [a, b]
+
+    def _linked(self, a: _Sentence, b: _Sentence, asked_names: set[str]) -> bool:
+        """A hop between two documents: one sentence names the other's subject, or both name an
+        entity; either one the question does not name (a link through the question's own
+        subject leads nowhere new)."""
+        for one, other in ((a, b), (b, a)):
+            for name in subject_names(other.passage.title):
+                if name not in asked_names and mentions(one.text, name):
+                    return True
+        return bool((a.names & b.names) - asked_names)
+
+    @staticmethod
+    def _named_in(question: str, sentences: list[_Sentence]) -> set[str]:
+        """Documents whose subject the question names."""
+        return {
+            s.passage.document_id
+            for s in sentences
+            if any(mentions(question, n) for n in subject_names(s.passage.title))
+        }
+
+    def _entities(self, text: str, known: Sequence[str] = ()) -> list[str]:
+        return self._find_entities(text, known) if self._find_entities is not None else []
+
+    def _name(self, question: str, sentences: list[_Sentence]) -> None:
+        """Each sentence's entity names, with the names its passages know (a sentence that opens
+        with a one-word name, "Kestrel is owned by …", gives no capitalisation cue of its own)."""
+        if self._find_entities is None:
+            return
+        known = self._entities(" ".join(dict.fromkeys(s.passage.text for s in sentences)))
+        for sentence in sentences:
+            sentence.names = {n.casefold() for n in self._entities(sentence.text, known)}

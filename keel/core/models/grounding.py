@@ -1,4 +1,4 @@
-"""How well a draft is supported by its passages and relevant to the question."""
+"""How well a draft is supported by its passages, and whether its quotes answer the question."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from keel.core.chunks import ScoredChunk
+from keel.core.models.answer_fit import coverage, fit, names_subject, terms, title_terms
 from keel.core.models.base import Embed, Generation, dot, split_sentences
 
-# all-MiniLM-L6-v2 cosines: unrelated text sits near 0.1, a sentence that answers a
-# question usually above 0.5. Relevance ramps linearly between these two points.
-_RELEVANCE_FLOOR = 0.15
-_RELEVANCE_FULL = 0.55
-# An answer sentence counts as supported when some passage sentence is this close.
+# An answer sentence in the model's own words counts as supported when some passage sentence is
+# this close (all-MiniLM-L6-v2 cosine).
 _SUPPORT_COSINE = 0.7
 
 
@@ -20,10 +18,14 @@ _SUPPORT_COSINE = 0.7
 class Grounding:
     score: float  # support × relevance, in [0, 1]
     support: float  # share of answer sentences backed by a passage sentence
-    relevance: float  # how closely the cited quotes address the question
+    relevance: float  # whether the cited quotes answer the question: answer_fit.fit
 
 
 def assess(question: str, draft: Generation, passages: Sequence[ScoredChunk], embed: Embed) -> Grounding:
+    """Support (is every answer sentence in the passages?) times fit (do the cited quotes answer
+    the question: their closeness to it, the share of its terms they cover with their documents'
+    titles, and whether a cited document is about what it names). A quote-perfect answer to
+    another question scores low: quoting is not answering."""
     answer_sentences = split_sentences(draft.answer)
     quotes = [c.quote for c in draft.citations]
     if not answer_sentences or not passages or not quotes:
@@ -31,7 +33,9 @@ def assess(question: str, draft: Generation, passages: Sequence[ScoredChunk], em
     # A sentence quoted verbatim from a passage is supported by definition: only the rest
     # (an LLM's own wording) is compared with the passage sentences, which costs embeddings.
     corpus = "\n".join(p.text for p in passages)
-    paraphrased = [s for s in answer_sentences if s not in corpus]
+    # A quote shown after its document's subject ("Gal Gadot: She …") is still that quote.
+    verbatim = [q for q in quotes if q in corpus]
+    paraphrased = [s for s in answer_sentences if s not in corpus and not any(q in s for q in verbatim)]
     passage_sentences = [s for p in passages for s in split_sentences(p.text)] if paraphrased else []
     vectors = embed([question, *quotes, *paraphrased, *passage_sentences])
     q, rest = vectors[0], vectors[1:]
@@ -40,8 +44,15 @@ def assess(question: str, draft: Generation, passages: Sequence[ScoredChunk], em
     supported = len(answer_sentences) - len(paraphrased)
     supported += sum(1 for a in own if sources and max(dot(a, s) for s in sources) >= _SUPPORT_COSINE)
     support = supported / len(answer_sentences)
-    best_quote = max(dot(q, v) for v in quote_vectors)
-    relevance = min(1.0, max(0.0, (best_quote - _RELEVANCE_FLOOR) / (_RELEVANCE_FULL - _RELEVANCE_FLOOR)))
+    titles = {p.chunk_id: p.title for p in passages}
+    cited_titles = [titles.get(c.chunk_id, "") for c in draft.citations]
+    asked = terms(question)
+    covered = coverage(
+        asked, set().union(*(terms(q) for q in quotes)), set().union(*(title_terms(t) for t in cited_titles))
+    )
+    relevance = fit(
+        max(dot(q, v) for v in quote_vectors), covered, any(names_subject(asked, t) for t in cited_titles)
+    )
     return Grounding(
         score=round(support * relevance, 4), support=round(support, 4), relevance=round(relevance, 4)
     )

@@ -1,0 +1,246 @@
+"""The answer step alone, on retrieval's real passages: fast iterations on the answerer and grade.
+
+`keel eval --answers` runs the whole agent on a real Temporal (the acceptance figure, ~12 min for
+HotpotQA dev_250). This bench keeps the retrieval part fixed: it indexes the pooled corpus once
+(keel/app/eval_index.py, reused while corpus and settings are unchanged), runs the agent's
+pipeline (retrieve, rerank, cut to `retrieval.rerank_k`) for every question, and keeps those
+passages in a JSON dump. Then it runs the answerer and the grade over the dump and scores them as
+`keel eval --answers` does, for two sets:
+  answerable    the question against the whole pool;
+  unanswerable  the same question with its supporting paragraphs taken out of the pool (dropped
+                from the candidates before reranking, so the reranker never sees them).
+It prints fact, F1, both supporting documents cited, abstention, words, CPU per answer, and the
+grade's calibration: for each threshold, the share of wrong answers a review would catch against
+the share of right answers it would hold up.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/answer_offline.py --hotpotqa ../shared/assets/hotpotqa/dev_250.jsonl
+        [--dump FILE.json] [--limit N] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from keel.app.answer_eval import demo_set
+from keel.app.eval_index import TENANT, falkordb_url, index_directory, open_index
+from keel.core.answer_metrics import answer_words, best_f1, fact_found, yes_no_correct, yes_no_gold
+from keel.core.chunks import ScoredChunk
+from keel.core.models.extractive import NO_ANSWER, ExtractiveProvider
+from keel.core.models.grounding import assess
+from keel.core.pipelines import pipeline_named
+from ingestion.entities import extract_entities
+from keel.core.settings import Settings
+from retrieval.encoders import SparseEncoder
+from retrieval.eval_data import EvalDataset, load_hotpotqa
+from retrieval.types import SourceDocument
+from retrieval.factories import make_dense_encoder, make_reranker
+from retrieval.pipeline import Retriever
+
+THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def _golds(path: Path) -> dict[str, list[str]]:
+    golds = {}
+    with path.open(encoding="utf-8") as lines:
+        for row in (json.loads(line) for line in lines if line.strip()):
+            golds[str(row["question_id"])] = [
+                str(s) for a in row.get("answers_objects", []) for s in a.get("spans", [])
+            ]
+    return golds
+
+
+def _passage(chunk: ScoredChunk) -> dict[str, Any]:
+    return {
+        "chunk_id": chunk.chunk_id,
+        "document_id": chunk.document_id,
+        "title": chunk.title,
+        "text": chunk.text,
+        "score": chunk.score,
+        "signals": chunk.signals,
+    }
+
+
+def _demo() -> tuple[EvalDataset, dict[str, list[str]]]:
+    """The demo questions over the demo corpus, as a dataset (expected documents as qrels)."""
+    answers = demo_set()
+    documents = [SourceDocument(i, title, text) for i, title, text in answers.documents]
+    digest = hashlib.sha256(json.dumps(answers.documents).encode()).hexdigest()[:16]
+    dataset = EvalDataset(
+        "demo",
+        documents,
+        {q.id: q.text for q in answers.questions},
+        {q.id: {d: 1 for d in q.documents} for q in answers.questions},
+        fingerprint=digest,
+    )
+    return dataset, {q.id: q.answers for q in answers.questions}
+
+
+def dump_passages(path: Path | None, settings: Settings, limit: int) -> dict[str, Any]:
+    """Every question's passages as the agent's first round gets them, with and without its
+    supporting paragraphs in the pool."""
+    dataset, golds = (load_hotpotqa(path), _golds(path)) if path is not None else _demo()
+    dense = make_dense_encoder(settings)
+    sparse = SparseEncoder()
+    pipeline = pipeline_named(settings.retrieval.pipeline)
+    params = settings.retrieval.params()
+    rows = []
+    with (
+        falkordb_url(settings, index_directory(dataset, settings)) as graph_url,
+        open_index(dataset, settings, graph_url, dense, sparse) as index,
+    ):
+        retriever = Retriever(index.vectors, dense, sparse, index.graph, make_reranker(settings, dense), params)
+        for n, qid in enumerate(list(dataset.queries)[: limit or None]):
+            question = dataset.queries[qid]
+            supporting = set(dataset.qrels[qid])
+            found = retriever.candidates(TENANT, question, pipeline)
+            with_all = retriever.ranked(TENANT, question, found.chunks[: params.rerank_depth], pipeline)
+            pool = [c for c in found.chunks if c.document_id not in supporting]
+            without = retriever.ranked(TENANT, question, pool[: params.rerank_depth], pipeline)
+            texts = {
+                c.chunk_id: c
+                for c in index.vectors.get_chunks(TENANT, [c.chunk_id for c in with_all + without])
+            }
+            rows.append(
+                {
+                    "id": qid,
+                    "question": question,
+                    "gold": golds[qid],
+                    "supporting": sorted(supporting),
+                    "answerable": [_passage(replace(texts[c.chunk_id], signals=c.signals)) for c in with_all],
+                    "unanswerable": [_passage(replace(texts[c.chunk_id], signals=c.signals)) for c in without],
+                }
+            )
+            if n % 25 == 0:
+                sys.stderr.write(f"  retrieved {n + 1} questions\n")
+    return {"dataset": str(path), "pipeline": pipeline.name, "rows": rows}
+
+
+def _chunks(passages: list[dict[str, Any]]) -> list[ScoredChunk]:
+    return [
+        ScoredChunk(
+            p["chunk_id"], p["document_id"], p["score"], title=p["title"], text=p["text"], signals=p["signals"]
+        )
+        for p in passages
+    ]
+
+
+def score_answers(dump: dict[str, Any], settings: Settings, vector_cache: Path | None) -> dict[str, Any]:
+    dense = make_dense_encoder(settings)
+    embed = dense.encode_documents
+    if vector_cache is not None:  # iterations on the answerer: the same sentences every run
+        embed = _cached(dense.encode_documents, vector_cache)
+    provider = ExtractiveProvider(embed, find_entities=extract_entities)
+    records: dict[str, list[dict[str, Any]]] = {"answerable": [], "unanswerable": []}
+    cpu: dict[str, float] = {"generate": 0.0, "grade": 0.0}
+    for row in dump["rows"]:
+        for kind in records:
+            passages = _chunks(row[kind])
+            start = time.process_time()
+            gen = provider.generate(row["question"], passages)
+            cpu["generate"] += time.process_time() - start
+            start = time.process_time()
+            grade = assess(row["question"], gen, passages, embed)
+            cpu["grade"] += time.process_time() - start
+            abstained = gen.answer == NO_ANSWER or not gen.citations
+            yes_no = yes_no_gold(row["gold"])
+            cited = {c.document_id for c in gen.citations}
+            records[kind].append(
+                {
+                    "id": row["id"],
+                    "answer": gen.answer,
+                    "abstained": abstained,
+                    "yes_no": yes_no_correct(gen.answer, yes_no) if yes_no else None,
+                    "fact": None if yes_no else fact_found(gen.answer, row["gold"]),
+                    "f1": None if yes_no else best_f1(gen.answer, row["gold"]),
+                    "both_cited": set(row["supporting"]) <= cited,
+                    "words": answer_words(gen.answer),
+                    "sentences": len(gen.citations),
+                    "quotes": [c.quote for c in gen.citations],
+                    "grade": grade.score,
+                }
+            )
+    return {"records": records, "cpu_s": cpu, "answers": sum(len(r) for r in records.values())}
+
+
+def _cached(embed: Any, path: Path) -> Any:
+    import atexit
+    import pickle
+
+    known: dict[str, list[float]] = pickle.loads(path.read_bytes()) if path.is_file() else {}
+    atexit.register(lambda: path.write_bytes(pickle.dumps(known)))
+
+    def cached(texts: Any) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        known.update(zip(missing, embed(missing), strict=True))
+        return [known[t] for t in texts]
+
+    return cached
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part}/{whole} ({part / whole:.3f})" if whole else "0/0"
+
+
+def report(scored: dict[str, Any]) -> str:
+    answerable, unanswerable = scored["records"]["answerable"], scored["records"]["unanswerable"]
+    facts = [r for r in answerable if r["fact"] is not None]
+    yes_no = [r for r in answerable if r["yes_no"] is not None]
+    lines = [
+        f"answerable {len(answerable)}: fact {_share(sum(r['fact'] for r in facts), len(facts))}"
+        f"  F1 {statistics.fmean(r['f1'] for r in facts):.3f}"
+        f"  yes/no {_share(sum(r['yes_no'] for r in yes_no), len(yes_no))}"
+        f"  both cited {_share(sum(r['both_cited'] for r in answerable), len(answerable))}"
+        f"  refused {_share(sum(r['abstained'] for r in answerable), len(answerable))}"
+        f"  median words {statistics.median(r['words'] for r in answerable):.0f}",
+        f"unanswerable {len(unanswerable)}: abstained "
+        f"{_share(sum(r['abstained'] for r in unanswerable), len(unanswerable))}",
+        f"CPU per answer: generate {scored['cpu_s']['generate'] / scored['answers'] * 1000:.1f} ms,"
+        f" grade {scored['cpu_s']['grade'] / scored['answers'] * 1000:.1f} ms",
+        "",
+        "grade calibration (review when grade < t): wrong = answerable without the fact or yes/no wrong,",
+        "and unanswerable not abstained; right = answerable with the fact (or yes/no right), not abstained",
+        f"{'t':>5} {'wrong caught':>18} {'right held':>18}",
+    ]
+    sent = [r for r in answerable + unanswerable if not r["abstained"]]
+    right = [r for r in sent if r in answerable and (r["fact"] or r["yes_no"])]
+    wrong = [r for r in sent if r not in right]
+    for t in THRESHOLDS:
+        caught = sum(r["grade"] < t for r in wrong)
+        held = sum(r["grade"] < t for r in right)
+        lines.append(f"{t:>5.2f} {_share(caught, len(wrong)):>18} {_share(held, len(right)):>18}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hotpotqa", type=Path, help="HotpotQA jsonl; without it, the demo questions")
+    parser.add_argument("--dump", type=Path, default=Path("/tmp/answer_offline_dump.json"))
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--vector-cache", type=Path, help="keep sentence vectors here between runs (CPU figures then mean nothing)")
+    args = parser.parse_args()
+    settings = Settings()
+    if args.dump.is_file():
+        dump = json.loads(args.dump.read_text())
+    else:
+        dump = dump_passages(args.hotpotqa, settings, args.limit)
+        args.dump.write_text(json.dumps(dump))
+        sys.stderr.write(f"passages kept in {args.dump}\n")
+    if args.limit:
+        dump["rows"] = dump["rows"][: args.limit]
+    scored = score_answers(dump, settings, args.vector_cache)
+    print(report(scored))
+    if args.out:
+        args.out.write_text(json.dumps(scored, indent=1))
+
+
+if __name__ == "__main__":
+    main()
