@@ -365,7 +365,7 @@ class AgentActivities:
 
             def encode(texts: Sequence[str]) -> list[list[float]]:
                 encoded.extend(texts)
-                return self._dense.encode_documents(texts)
+                return self._dense.encode_sentences(texts)
 
             grounding = assess(inp.question, draft, passages, encode)
             entities = next_hop_entities(

@@ -134,9 +134,10 @@ def _chunks(passages: list[dict[str, Any]]) -> list[ScoredChunk]:
 
 def score_answers(dump: dict[str, Any], settings: Settings, vector_cache: Path | None) -> dict[str, Any]:
     dense = make_dense_encoder(settings)
-    embed = dense.encode_documents
+    # As the worker encodes them: ONNX (int8 by default) with a cache of recent sentences.
+    embed = dense.encode_sentences
     if vector_cache is not None:  # iterations on the answerer: the same sentences every run
-        embed = _cached(dense.encode_documents, vector_cache)
+        embed = _cached(dense.encode_sentences, vector_cache)
     provider = ExtractiveProvider(embed, find_entities=extract_entities)
     records: dict[str, list[dict[str, Any]]] = {"answerable": [], "unanswerable": []}
     cpu: dict[str, float] = {"generate": 0.0, "grade": 0.0}

@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from retrieval.onnx_query import OnnxQueryEncoder, load_or_export
 from retrieval.types import SparseVec
@@ -23,6 +26,9 @@ QUERY_RUNTIMES = ("onnx-int8", "onnx", "torch")
 # Texts per bulk slice: the longest a query waits behind bulk work is one slice (~8 chunks of
 # MiniLM on 2 cores, tens of ms); smaller slices cost more per-call overhead for ingestion.
 BULK_SLICE = 8
+# Sentence vectors kept by `encode_sentences`: the grade step re-encodes the sentences the generate
+# step just encoded, and popular passages recur across tasks. As float32 rows, ~35 MB when full.
+SENTENCE_CACHE_SIZE = 20_000
 
 _thread_role = threading.local()
 
@@ -143,7 +149,8 @@ class DenseEncoder:
     `query_runtime` "onnx" or "onnx-int8" encodes queries with ONNX Runtime, from a graph
     exported into `model_cache_dir` on first use (2-3x faster for one short text; see
     retrieval/onnx_query.py), when the model allows it and the exported graph reproduces
-    torch's vectors; otherwise, and with "torch", queries are encoded by torch.
+    torch's vectors; otherwise, and with "torch", queries are encoded by torch. The same
+    runtime encodes the short sentences of `encode_sentences`.
     """
 
     def __init__(
@@ -182,6 +189,7 @@ class DenseEncoder:
         # oversubscribing the CPU with torch threads (which starves everything else in the process);
         # interactive callers go ahead of bulk slices.
         self._gate = PriorityGate()
+        self._sentences = _LruVectors(SENTENCE_CACHE_SIZE)
         self._direct = _direct_query_parts(self._model)
         self._onnx: OnnxQueryEncoder | None = None
         self._query_runtime = "torch"
@@ -233,6 +241,28 @@ class DenseEncoder:
             show_progress_bar=False,
         )
         return [[float(x) for x in row] for row in vectors]
+
+    def encode_sentences(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed short texts scored at answer time (sentences against a question), in input order.
+
+        With an ONNX query runtime they run on ONNX Runtime, batched: a few dozen sentences cost
+        a fraction of torch's CPU (bench/sentence_encoding.py); otherwise as `encode_documents`.
+        Vectors are cached by exact text: a cached text costs no encoding and no `encode_calls`.
+        """
+        found = self._sentences.get_many(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            with self._gate.for_this_thread():
+                if self._onnx is not None:
+                    self.encode_calls += len(missing)
+                    rows = self._onnx.encode_batch(missing)
+                else:
+                    rows = np.asarray(self._encode_passages(missing), dtype=np.float32)
+            # Copies: a row kept as a view would keep its whole batch alive in the cache.
+            fresh = {text: row.copy() for text, row in zip(missing, rows, strict=True)}
+            self._sentences.put_many(fresh)
+            found.update(fresh)
+        return [found[t].tolist() for t in texts]
 
     def encode_query(self, text: str) -> list[float]:
         """Embed one search query."""
@@ -286,6 +316,33 @@ def _direct_query_parts(model: Any) -> tuple[Any, Any, int] | None:
     if transformer is None:
         return None
     return model.tokenizer, transformer, int(model[0].max_seq_length)
+
+
+class _LruVectors:
+    """Vectors by text, the least recently used dropped past `capacity`; shared by threads."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._rows: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for text in texts:
+                row = self._rows.get(text)
+                if row is not None:
+                    self._rows.move_to_end(text)
+                    found[text] = row
+        return found
+
+    def put_many(self, rows: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            self._rows.update(rows)
+            for text in rows:
+                self._rows.move_to_end(text)
+            while len(self._rows) > self._capacity:
+                self._rows.popitem(last=False)
 
 
 class SparseEncoder:

@@ -13,11 +13,16 @@ Scores (keel/core/answer_metrics.py, after the official HotpotQA evaluation scri
   docs cited  every expected document (HotpotQA: both supporting paragraphs) among the
               citations' document ids;
   abstained   no answer, the extractive answerer's NO_ANSWER, or no citation.
+
+With --unanswerable (HotpotQA) the same questions run a second time over the pool without any
+question's supporting paragraphs, where every answer should abstain; a calibration table then shows
+how each grounding threshold would sort the answers sent: wrong ones caught, right ones held back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import statistics
@@ -29,7 +34,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from temporalio.client import Client
 
@@ -54,6 +59,9 @@ INGEST_BATCH = 500  # documents per ingestion workflow: its input stays small
 CORPUS_SUFFIXES = frozenset({".md", ".txt"})
 TASK_TIMEOUT_S = 600.0
 FAILED = "(failed)"  # the provider a task that never returned a result is counted under
+ABSTAIN_TARGET = 0.80  # the unanswerable set: share abstained, at least
+REFUSE_TARGET = 0.10  # the answerable set run beside it: share refused (abstained), at most
+CALIBRATION_THRESHOLDS = tuple(round(0.1 * k, 1) for k in range(1, 8))
 
 
 def tenant_for(name: str) -> str:
@@ -99,6 +107,7 @@ class Record:
     words: int
     latency: float  # seconds, submit to result
     cost: float
+    grounding: float  # the task result's grounding (0 when there was none)
     error: str = ""
 
 
@@ -125,6 +134,22 @@ def hotpotqa_set(path: Path, max_queries: int = 0) -> AnswerSet:
     by_id = {d.document_id: d for d in dataset.documents}
     documents = [(t, by_id[t].title, by_id[t].text) for t in dict.fromkeys(titles)]
     return AnswerSet(path.stem, questions, documents)
+
+
+def unanswerable_set(answer_set: AnswerSet) -> AnswerSet:
+    """The same questions over the pool without any question's expected documents (HotpotQA: its
+    supporting paragraphs). Removed by id across the whole pool, since a paragraph supporting one
+    question can be another's distractor; every answer is then expected to abstain."""
+    removed = {d for q in answer_set.questions for d in q.documents}
+    kept = [d for d in answer_set.documents if d[0] not in removed]
+    return AnswerSet(f"{answer_set.name}-unanswerable", answer_set.questions, kept)
+
+
+def unanswerable_tenant(answer_set: AnswerSet) -> str:
+    """The unanswerable pool's tenant, keyed by its documents too: a --data-dir kept from another
+    slice would otherwise still hold paragraphs this pool removed."""
+    digest = hashlib.sha256("\n".join(sorted(d[0] for d in answer_set.documents)).encode()).hexdigest()
+    return tenant_for(f"{answer_set.name[:40]}-{digest[:8]}")
 
 
 def keel_set(path: Path, corpus: Path | None = None, max_queries: int = 0) -> AnswerSet:
@@ -204,6 +229,7 @@ def score(question: Question, result: TaskResult | None, latency: float, error: 
         words=answer_words(answer),
         latency=round(latency, 3),
         cost=result.usage.cost if result else 0.0,
+        grounding=result.grounding if result else 0.0,
         error=error,
     )
 
@@ -240,13 +266,19 @@ def summarise(records: Sequence[Record]) -> dict[str, Any]:
 
 
 def build_report(
-    answer_set: AnswerSet, records: Sequence[Record], concurrency: int, currency: str
+    answer_set: AnswerSet,
+    records: Sequence[Record],
+    concurrency: int,
+    currency: str,
+    expect: Literal["answers", "abstention"] = "answers",
 ) -> dict[str, Any]:
+    """One question set's report; `expect` "abstention": a set where every answer should abstain."""
     providers: dict[str, list[Record]] = {}
     for record in records:
         providers.setdefault(record.model, []).append(record)
     return {
         "dataset": answer_set.name,
+        "expect": expect,
         "questions": len(answer_set.questions),
         "documents": len(answer_set.documents),
         "concurrency": concurrency,
@@ -256,21 +288,72 @@ def build_report(
     }
 
 
+def is_right(record: Record) -> bool:
+    """The gold fact found, or the right yes/no."""
+    return bool(record.fact or record.yes_no)
+
+
+def calibration(
+    answerable: Sequence[Record], unanswerable: Sequence[Record] = (), configured: float = 0.5
+) -> dict[str, Any]:
+    """How each grounding threshold t would sort the answers sent (not abstained): the wrong ones it
+    would catch (grounding < t) and the right ones it would hold back. Wrong: an answerable
+    question's answer without its fact (or with the wrong yes/no), and any answer sent to an
+    unanswerable question; `configured` (agent.grounding_threshold) is among the rows, marked."""
+    sent = [r for r in answerable if not r.abstained]
+    right = [r.grounding for r in sent if is_right(r)]
+    wrong_answerable = [r.grounding for r in sent if not is_right(r)]
+    wrong = wrong_answerable + [r.grounding for r in unanswerable if not r.abstained]
+
+    def row(t: float) -> dict[str, Any]:
+        caught, held = sum(g < t for g in wrong), sum(g < t for g in right)
+        return {
+            "threshold": t,
+            "configured": t == configured,
+            "wrong_caught": caught,
+            "wrong_caught_share": round(caught / len(wrong), 4) if wrong else None,
+            "right_held": held,
+            "right_held_share": round(held / len(right), 4) if right else None,
+        }
+
+    return {
+        "configured_threshold": configured,
+        "wrong_n": len(wrong),
+        "wrong_answerable_n": len(wrong_answerable),
+        "wrong_unanswerable_n": len(wrong) - len(wrong_answerable),
+        "right_n": len(right),
+        "rows": [row(t) for t in sorted({*CALIBRATION_THRESHOLDS, configured})],
+    }
+
+
 def format_report(report: dict[str, Any]) -> str:
-    """One plain-text table per provider: figure, count/n and share (or value), what it means."""
+    """One plain-text table per provider (figure, count/n and share or value, what it means), for
+    the unanswerable set too when it ran, then the grounding calibration table."""
+    paired = "unanswerable" in report
+    lines = _tables(report, paired)
+    if paired:
+        lines += ["", *_tables(report["unanswerable"], paired)]
+    if "calibration" in report:
+        lines += ["", *_calibration_table(report["calibration"])]
+    return "\n".join(lines)
+
+
+def _tables(report: dict[str, Any], paired: bool) -> list[str]:
+    abstention = report.get("expect") == "abstention"
+    setting = (
+        "every question's supporting paragraphs removed, so each answer should abstain"
+        if abstention
+        else "the agent end to end"
+    )
     lines = [
         f"{report['dataset']}: {report['questions']} questions over {report['documents']} documents; "
-        f"the agent end to end, review never, answer cache bypassed, {report['concurrency']} at a time"
+        f"{setting}, review never, answer cache bypassed, {report['concurrency']} at a time"
     ]
     for model, f in report["providers"].items():
         failed = f", failed {f['failed']}" if f["failed"] else ""
-        f1 = f"{f['f1']:.3f}" if f["f1"] is not None else "-"
-        rows = [
-            ("fact", _share(f["fact"], f["fact_n"]), "normalised gold in the normalised answer"),
-            ("F1", f"{f1:>11}", "official HotpotQA token F1, mean"),
-            ("yes/no", _share(f["yes_no"], f["yes_no_n"]), "gold yes/no: the answer's first word"),
-            ("docs cited", _share(f["docs_cited"], f["docs_n"]), "every expected document cited"),
-            ("abstained", _share(f["abstained"], f["n"]), "no answer, or no citation"),
+        lines += ["", f"provider {model}  (n = {f['n']}{failed})"]
+        rows = _abstention_rows(f) if abstention else _answer_rows(f, paired)
+        rows += [
             ("answer words", f"{f['median_words']:>11g}", "median"),
             (
                 "latency s",
@@ -283,9 +366,53 @@ def format_report(report: dict[str, Any]) -> str:
                 "per task, total",
             ),
         ]
-        lines += ["", f"provider {model}  (n = {f['n']}{failed})"]
         lines += [f"  {label:<14}{cells:<18}  {note}" for label, cells, note in rows]
-    return "\n".join(lines)
+    return lines
+
+
+def _answer_rows(f: dict[str, Any], paired: bool) -> list[tuple[str, str, str]]:
+    f1 = f"{f['f1']:.3f}" if f["f1"] is not None else "-"
+    abstained = "no answer, or no citation"
+    if paired:  # beside the unanswerable set, an abstention here is a refusal to answer
+        met = "met" if f["n"] and f["abstained"] / f["n"] <= REFUSE_TARGET else "missed"
+        abstained = f"refused: no answer, or no citation; target <= {REFUSE_TARGET:.0%}, {met}"
+    return [
+        ("fact", _share(f["fact"], f["fact_n"]), "normalised gold in the normalised answer"),
+        ("F1", f"{f1:>11}", "official HotpotQA token F1, mean"),
+        ("yes/no", _share(f["yes_no"], f["yes_no_n"]), "gold yes/no: the answer's first word"),
+        ("docs cited", _share(f["docs_cited"], f["docs_n"]), "every expected document cited"),
+        ("abstained", _share(f["abstained"], f["n"]), abstained),
+    ]
+
+
+def _abstention_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
+    met = "met" if f["n"] and f["abstained"] / f["n"] >= ABSTAIN_TARGET else "missed"
+    return [
+        (
+            "abstained",
+            _share(f["abstained"], f["n"]),
+            f"no answer, or no citation: expected; target >= {ABSTAIN_TARGET:.0%}, {met}",
+        ),
+        ("answered", _share(f["n"] - f["abstained"], f["n"]), "sent without the supporting paragraphs"),
+        ("fact", _share(f["fact"], f["fact_n"]), "gold found all the same"),
+        ("yes/no", _share(f["yes_no"], f["yes_no_n"]), "gold yes/no all the same"),
+    ]
+
+
+def _calibration_table(c: dict[str, Any]) -> list[str]:
+    lines = [
+        "grounding calibration: answers sent (not abstained), held back when grounding < t; "
+        "* agent.grounding_threshold",
+        f"  wrong {c['wrong_n']} (answerable {c['wrong_answerable_n']}, "
+        f"unanswerable {c['wrong_unanswerable_n']}), right {c['right_n']}",
+        f"  {'t':<6}{'wrong caught':<20}right held",
+    ]
+    for row in c["rows"]:
+        mark = "*" if row["configured"] else " "
+        caught = _share(row["wrong_caught"], c["wrong_n"])
+        held = _share(row["right_held"], c["right_n"])
+        lines.append(f"{mark} {row['threshold']:<6.2g}{caught:<20}{held}")
+    return lines
 
 
 def _share(count: int, n: int) -> str:
@@ -357,7 +484,10 @@ async def run_answers(
         verdict = record.error or ("abstained" if record.abstained else f"fact {record.fact}, f1 {record.f1}")
         if record.yes_no is not None:
             verdict = record.error or f"yes/no {record.yes_no}"
-        _progress(f"  {done}/{len(answer_set.questions)} {record.latency:.1f}s {record.model}: {verdict}")
+        grounding = "" if record.error else f", grounding {record.grounding:.2f}"
+        _progress(
+            f"  {done}/{len(answer_set.questions)} {record.latency:.1f}s {record.model}: {verdict}{grounding}"
+        )
         return record
 
     return list(await asyncio.gather(*(one(q) for q in answer_set.questions)))
@@ -421,19 +551,36 @@ async def _connect(address: str, timeout_s: float) -> Client:
 
 
 async def evaluate_answers(
-    answer_set: AnswerSet, settings: Settings, concurrency: int = 2, data_dir: Path | None = None
+    answer_set: AnswerSet,
+    settings: Settings,
+    concurrency: int = 2,
+    data_dir: Path | None = None,
+    unanswerable: AnswerSet | None = None,
 ) -> dict[str, Any]:
     """Start the platform (in `data_dir`, kept for the next run, or a temporary one), index, ask
-    every question, stop everything; the report as a dict."""
-    if not answer_set.questions:
-        raise AnswerSetError(f"{answer_set.name}: no questions")
+    every question, then those of `unanswerable` (in a tenant of its own), stop everything; the
+    report as a dict, with the grounding calibration over both sets."""
+    for asked in (answer_set, unanswerable):
+        if asked is not None and not asked.questions:
+            raise AnswerSetError(f"{asked.name}: no questions")
+    unanswered: list[Record] = []
     with ExitStack() as dirs:
         directory = data_dir or Path(dirs.enter_context(tempfile.TemporaryDirectory(prefix="keel-answers-")))
         async with AsyncExitStack() as stack:
             tenant = tenant_for(answer_set.name)
             client, ours = await _platform(stack, settings, directory, tenant)
             records = await run_answers(client, ours, answer_set, tenant, concurrency)
-    return build_report(answer_set, records, concurrency, settings.cost.currency)
+            if unanswerable is not None:
+                _progress(f"{unanswerable.name}: every answer should abstain")
+                tenant = unanswerable_tenant(unanswerable)
+                unanswered = await run_answers(client, ours, unanswerable, tenant, concurrency)
+    currency = settings.cost.currency
+    report = build_report(answer_set, records, concurrency, currency)
+    if unanswerable is not None:
+        report["unanswerable"] = build_report(unanswerable, unanswered, concurrency, currency, "abstention")
+        report["targets"] = {"refused_max": REFUSE_TARGET, "abstained_min": ABSTAIN_TARGET}
+    report["calibration"] = calibration(records, unanswered, settings.agent.grounding_threshold)
+    return report
 
 
 def _progress(message: str) -> None:

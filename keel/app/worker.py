@@ -157,7 +157,7 @@ def build_components(settings: Settings, stack: ExitStack, tracer: StepTracer | 
         stack.callback(redis_client.close)
         tracer = StepTracer(LocalTraceStore(redis_client), make_langfuse(settings))
     stack.callback(tracer.flush)
-    providers = make_providers(settings, dense.encode_documents, find_entities=extract_entities)
+    providers = make_providers(settings, dense.encode_sentences, find_entities=extract_entities)
     version = pipeline_version(settings)
     log.info(
         "retrieval: pipeline %s, queries encoded by %s, reranker %s, feedback adapter %s; "

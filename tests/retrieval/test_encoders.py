@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from keel.core.settings import Settings
@@ -134,3 +135,55 @@ def test_an_export_that_disagrees_with_torch_is_not_used(
     assert encoder.query_runtime == "torch"
     assert "disagrees with torch" in caplog.text
     assert len(encoder.encode_query("still answers")) == 384
+
+
+# --- Answer-time sentences ---------------------------------------------------------------
+
+SENTENCES = [
+    "Alice is the lead of the payments team.",
+    "No.",
+    "Tomatoes grow best in warm, sunny gardens, and they need water every day in July.",
+    "Quarterly revenue grew by 12%.",
+]
+
+
+@pytest.mark.parametrize(("runtime", "floor"), [("onnx", 0.9999), ("onnx-int8", 0.97)])
+def test_onnx_sentences_stay_close_to_torch_documents(
+    dense: DenseEncoder, onnx_cache: Path, runtime: str, floor: float
+) -> None:
+    encoder = onnx_encoder(onnx_cache, runtime)
+    assert encoder.query_runtime == runtime
+    vectors = encoder.encode_sentences(SENTENCES)
+    reference = dense.encode_documents(SENTENCES)
+    assert encoder.encode_calls == len(SENTENCES)
+    for i, vector in enumerate(vectors):
+        assert math.sqrt(sum(x * x for x in vector)) == pytest.approx(1.0, abs=1e-4)
+        similarities = [cosine(vector, other) for other in reference]
+        # In input order: each vector is its own text's, well clear of the others.
+        assert similarities[i] > floor and similarities[i] == max(similarities)
+
+
+def test_torch_sentences_are_encode_documents(dense: DenseEncoder) -> None:
+    texts = [f"{s} (torch)" for s in SENTENCES]
+    assert dense.encode_sentences(texts) == dense.encode_documents(texts)
+
+
+def test_a_repeated_sentence_is_served_from_the_cache(dense: DenseEncoder) -> None:
+    before = dense.encode_calls
+    first = dense.encode_sentences(["The cache keeps me.", "And me.", "The cache keeps me."])
+    assert dense.encode_calls - before == 2  # a repeat within one call is encoded once, too
+    assert first[0] == first[2]
+    again = dense.encode_sentences(["And me.", "The cache keeps me."])
+    assert dense.encode_calls - before == 2
+    assert again == [first[1], first[0]]
+    assert dense.encode_sentences([]) == []
+
+
+def test_the_sentence_cache_drops_the_least_recently_used() -> None:
+    from retrieval.encoders import _LruVectors
+
+    cache = _LruVectors(capacity=2)
+    cache.put_many({"a": np.zeros(2), "b": np.ones(2)})
+    assert set(cache.get_many(["a", "x"])) == {"a"}  # "a" is now the most recently used
+    cache.put_many({"c": np.ones(2)})
+    assert set(cache.get_many(["a", "b", "c"])) == {"a", "c"}

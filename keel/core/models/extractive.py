@@ -48,6 +48,8 @@ _PAIR_POOL = 30
 # Two sentences closer than cosine 0.5 to each other say much the same: the pair loses this
 # times the excess.
 _REDUNDANCY = 1.0
+# Closer than this, two sentences state one fact (documents repeat each other): never a pair.
+_SAME_FACT = 0.85
 # A partner that is no hop joins only when it covers this much more of the question.
 _PARTNER_GAIN = 0.05
 # (text, names already known from the context) → entity names in the text.
@@ -242,7 +244,7 @@ class ExtractiveProvider:
             (self._pair_score(a, b, asked, named, asked_names), a, b)
             for i, a in enumerate(pool)
             for b in pool[i + 1 :]
-            if a.passage.document_id != b.passage.document_id
+            if a.passage.document_id != b.passage.document_id and dot(a.vector, b.vector) < _SAME_FACT
         ]
         if not pairs:
             return [best]

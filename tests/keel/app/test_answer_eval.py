@@ -15,7 +15,9 @@ from keel.app.answer_eval import (
     AnswerSet,
     AnswerSetError,
     Question,
+    Record,
     build_report,
+    calibration,
     demo_set,
     format_report,
     hotpotqa_set,
@@ -23,6 +25,8 @@ from keel.app.answer_eval import (
     run_answers,
     score,
     tenant_for,
+    unanswerable_set,
+    unanswerable_tenant,
 )
 from keel.app.cli import app
 from keel.core.chunks import Citation
@@ -42,9 +46,11 @@ def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     return result.exit_code, result.output + (result.stderr if result.stderr_bytes is not None else "")
 
 
-def _result(answer: str, documents: list[str], cost: float = 0.0) -> TaskResult:
+def _result(answer: str, documents: list[str], cost: float = 0.0, grounding: float = 1.0) -> TaskResult:
     citations = [Citation(document_id=d, chunk_id=f"{d}:0", quote="q") for d in documents]
-    return TaskResult("completed", answer, citations, 1.0, 1, "extractive-minilm", usage=TaskUsage(cost=cost))
+    return TaskResult(
+        "completed", answer, citations, grounding, 1, "extractive-minilm", usage=TaskUsage(cost=cost)
+    )
 
 
 # --- reading question files and scoring: no servers -------------------------------------------
@@ -220,3 +226,99 @@ def test_each_question_set_has_a_tenant_of_its_own() -> None:
     assert tenant_for("dev_250") == "answer-eval-dev_250"
     assert tenant_for("my questions (v2)") == "answer-eval-my-questions-v2"
     assert len(tenant_for("x" * 100)) == 64
+
+
+# --- the unanswerable set and the grounding calibration: no servers ---------------------------
+
+_ASKED = [
+    Question("a", "Who wrote Alpha?", ["Ann"], ["Alpha", "Ann"]),
+    Question("b", "Is Beta older than Alpha?", ["yes"], ["Beta", "Alpha"]),
+    Question("c", "Where is Gamma?", ["Rome"], ["Gamma", "Rome"]),
+]
+
+
+def _record(question: Question, answer: str, grounding: float) -> Record:
+    return score(question, _result(answer, ["x"] if answer else [], grounding=grounding), 1.0)
+
+
+@pytest.mark.unit
+def test_unanswerable_pool_drops_every_supporting_document_and_keeps_the_rest() -> None:
+    # "Ann" supports question a and is only a distractor of c: it goes all the same.
+    pool = [(t, t, f"{t} text") for t in ("Alpha", "Ann", "Beta", "Delta", "Gamma", "Rome", "Zeta")]
+    without = unanswerable_set(AnswerSet("toy", _ASKED, pool))
+    assert without.name == "toy-unanswerable" and without.questions == _ASKED
+    assert without.documents == [("Delta", "Delta", "Delta text"), ("Zeta", "Zeta", "Zeta text")]
+
+
+@pytest.mark.unit
+@pytest.mark.skipif(not HOTPOTQA.is_file(), reason="the shared HotpotQA dev file is not here")
+def test_unanswerable_hotpotqa_slice_has_no_supporting_paragraph() -> None:
+    sliced = hotpotqa_set(HOTPOTQA, max_queries=5)
+    without = unanswerable_set(sliced)
+    supporting = {d for q in sliced.questions for d in q.documents}
+    kept = {d[0] for d in without.documents}
+    assert not kept & supporting
+    assert kept == {d[0] for d in sliced.documents} - supporting and len(kept) >= 30  # the distractors
+    assert without.questions == sliced.questions
+
+
+@pytest.mark.unit
+def test_unanswerable_set_has_a_tenant_of_its_own_per_pool() -> None:
+    pool = [(t, t, "") for t in ("Alpha", "Beta", "Delta", "Zeta")]
+    without = unanswerable_set(AnswerSet("dev_250", _ASKED, pool))
+    fewer = unanswerable_set(AnswerSet("dev_250", _ASKED, pool[:3]))
+    tenant = unanswerable_tenant(without)
+    assert tenant.startswith("answer-eval-dev_250-unanswerable-") and tenant != tenant_for("dev_250")
+    assert unanswerable_tenant(fewer) != tenant  # a kept data dir never mixes two pools
+    assert len(unanswerable_tenant(AnswerSet("x" * 100, [], pool))) <= 64
+
+
+@pytest.mark.unit
+def test_calibration_counts_wrong_caught_and_right_held() -> None:
+    a, b, c = _ASKED
+    answerable = [
+        _record(a, "Ann wrote it.", 0.8),  # right
+        _record(b, "No.", 0.35),  # wrong yes/no
+        _record(c, "Milan.", 0.05),  # wrong fact
+        _record(c, NO_ANSWER, 0.0),  # abstained: not sent, not counted
+    ]
+    unanswerable = [_record(a, "Bob.", 0.45), _record(b, "", 0.0), _record(c, "Rome.", 0.6)]
+    table = calibration(answerable, unanswerable, configured=0.5)
+    assert (table["wrong_n"], table["wrong_answerable_n"], table["wrong_unanswerable_n"]) == (4, 2, 2)
+    assert table["right_n"] == 1
+    rows = {row["threshold"]: row for row in table["rows"]}
+    assert list(rows) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    assert [r["threshold"] for r in table["rows"] if r["configured"]] == [0.5]
+    assert (rows[0.1]["wrong_caught"], rows[0.1]["wrong_caught_share"]) == (1, 0.25)
+    assert (rows[0.5]["wrong_caught"], rows[0.5]["right_held"]) == (3, 0)
+    assert rows[0.6]["wrong_caught"] == 3  # grounding 0.6 is not below 0.6
+    assert (rows[0.7]["wrong_caught"], rows[0.7]["right_held_share"]) == (4, 0.0)
+    # Without the unanswerable set, a configured threshold off the grid gets a row of its own.
+    alone = calibration(answerable, configured=0.55)
+    assert alone["wrong_n"] == 2 and alone["wrong_unanswerable_n"] == 0
+    assert [r["threshold"] for r in alone["rows"] if r["configured"]] == [0.55]
+    assert calibration([], [])["rows"][0]["wrong_caught_share"] is None
+
+
+@pytest.mark.unit
+def test_report_prints_both_sets_and_the_calibration_table() -> None:
+    a, b, c = _ASKED
+    answered = [_record(a, "Ann wrote it.", 0.8), _record(b, "Yes.", 0.7), _record(c, "Rome.", 0.9)]
+    unanswered = [_record(a, NO_ANSWER, 0.0), _record(b, "", 0.0), _record(c, "Milan.", 0.2)]
+    toy = AnswerSet("toy", _ASKED, [("Alpha", "Alpha", "")])
+    report = build_report(toy, answered, 2, "USD")
+    report["unanswerable"] = build_report(unanswerable_set(toy), unanswered, 2, "USD", "abstention")
+    report["calibration"] = calibration(answered, unanswered)
+    text = format_report(report)
+    assert "toy-unanswerable: 3 questions over 0 documents" in text
+    assert "refused: no answer, or no citation; target <= 10%, met" in text
+    assert "expected; target >= 80%, missed" in text  # 2 of 3 abstained
+    assert any(line.startswith("* 0.5") for line in text.splitlines())
+    assert json.loads(json.dumps(report))["calibration"]["wrong_unanswerable_n"] == 1
+    assert report["records"][0]["grounding"] == 0.8
+
+
+@pytest.mark.unit
+def test_unanswerable_needs_hotpotqa() -> None:
+    code, output = _run("--answers", "--demo", "--unanswerable")
+    assert code == 2 and "--unanswerable needs --hotpotqa FILE" in output

@@ -212,7 +212,8 @@ def test_a_bridge_question_cites_both_hops_and_reaches_the_fact(embed: Embed) ->
     gen = ExtractiveProvider(embed, find_entities=extract_entities).generate(
         "In which city was the director of the film Quiet Harbor born?", passages
     )
-    assert [c.document_id for c in gen.citations] == ["quiet-harbor", "ilse-varga"], gen.answer
+    cited = [c.document_id for c in gen.citations]
+    assert cited[:2] == ["quiet-harbor", "ilse-varga"] and set(cited) == {"quiet-harbor", "ilse-varga"}, cited
     assert "Szeged" in gen.answer
     # The second hop's quote does not name its subject: the answer says whose it is.
     assert "Ilse Varga: She was born in Szeged in 1961." in gen.answer

@@ -130,3 +130,22 @@ def test_endpoint_down_is_a_retryable_model_error(embed: Embed) -> None:
     with pytest.raises(ModelError) as caught:
         provider.generate("Who leads Team Aurora?", PASSAGES)
     assert caught.value.retryable is True
+
+
+def test_a_claimed_citation_without_support_is_dropped_and_flagged(embed: Embed) -> None:
+    # No call is made: only the verification of what an answer claims.
+    provider = _provider(f"http://127.0.0.1:{free_port()}/v1", embed)
+    passages = [
+        ScoredChunk(
+            chunk_id="team-aurora#0000", document_id="team-aurora", text="Team Aurora is led by Maya Okafor."
+        ),
+        ScoredChunk(
+            chunk_id="garden#0000", document_id="garden", text="Tomatoes grow best in warm, sunny gardens."
+        ),
+    ]
+    citations, notes = provider._citations("Maya Okafor leads Team Aurora [1][2].", passages)
+    assert [c.document_id for c in citations] == ["team-aurora"]
+    assert citations[0].quote == "Team Aurora is led by Maya Okafor."
+    assert notes and "[2]" in notes[0]
+    # An answer that says the documents do not hold it cites nothing: it abstained.
+    assert provider._citations("The documents do not say who the chief executive is.", passages)[0] == []
