@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from contextlib import AsyncExitStack, ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,6 +108,9 @@ class Record:
     latency: float  # seconds, submit to result
     cost: float
     grounding: float  # the task result's grounding (0 when there was none)
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # worker CPU by step (step threads)
+    process_cpu_s: float = 0.0  # the worker process's CPU a task, all threads (the set's mean)
+    rounds: int = 0  # retrieval rounds the agent ran
     error: str = ""
 
 
@@ -230,8 +233,19 @@ def score(question: Question, result: TaskResult | None, latency: float, error: 
         latency=round(latency, 3),
         cost=result.usage.cost if result else 0.0,
         grounding=result.grounding if result else 0.0,
+        cpu_ms=_cpu_by_step(result),
+        rounds=result.rounds if result else 0,
         error=error,
     )
+
+
+def _cpu_by_step(result: TaskResult | None) -> dict[str, float]:
+    """The worker CPU each step of the task took (its thread's, from the step's usage), summed
+    over rounds: where a task's compute goes."""
+    spent: dict[str, float] = {}
+    for step in result.usage.steps if result else []:
+        spent[step.step] = round(spent.get(step.step, 0.0) + step.cpu_ms, 3)
+    return spent
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -262,7 +276,19 @@ def summarise(records: Sequence[Record]) -> dict[str, Any]:
         "latency_p95_s": round(percentile(latencies, 0.95), 3),
         "cost_per_task": statistics.mean(r.cost for r in records) if records else 0.0,
         "cost_total": sum(r.cost for r in records),
+        "cpu_ms_per_task": _mean_cpu(records),
+        "process_cpu_s_per_task": records[0].process_cpu_s if records else 0.0,
+        "second_rounds": sum(r.rounds > 1 for r in records),
     }
+
+
+def _mean_cpu(records: Sequence[Record]) -> dict[str, float]:
+    """Mean worker CPU per task by step (a step a task did not run counts 0), and the total."""
+    if not records:
+        return {}
+    steps = dict.fromkeys(step for r in records for step in r.cpu_ms)
+    mean = {step: round(sum(r.cpu_ms.get(step, 0.0) for r in records) / len(records), 1) for step in steps}
+    return {**mean, "total": round(sum(mean.values()), 1)}
 
 
 def build_report(
@@ -367,6 +393,12 @@ def _tables(report: dict[str, Any], paired: bool) -> list[str]:
             ),
         ]
         lines += [f"  {label:<14}{cells:<18}  {note}" for label, cells, note in rows]
+        if f.get("cpu_ms_per_task"):
+            steps = ", ".join(f"{step} {ms:g}" for step, ms in f["cpu_ms_per_task"].items())
+            lines.append(f"  CPU ms/task    {steps}  (steps' own threads, mean)")
+            lines.append(
+                f"  CPU s/task     {f['process_cpu_s_per_task']:>11.3f}         worker process, all threads"
+            )
     return lines
 
 
@@ -490,7 +522,15 @@ async def run_answers(
         )
         return record
 
-    return list(await asyncio.gather(*(one(q) for q in answer_set.questions)))
+    cpu_started = time.process_time()
+    records = list(await asyncio.gather(*(one(q) for q in answer_set.questions)))
+    # The worker runs in this process: its CPU per task, all threads (the encoders' own pools
+    # too, which a step's thread time misses), with the client's small share.
+    per_task = (time.process_time() - cpu_started) / len(records)
+    _progress(f"{answer_set.name}: CPU of the worker process {per_task:.3f} s a task")
+    for record in records:
+        record.process_cpu_s = round(per_task, 4)
+    return records
 
 
 async def _platform(

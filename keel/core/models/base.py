@@ -16,7 +16,29 @@ Embed = Callable[[Sequence[str]], list[list[float]]]
 # means the answer sits one or more hops from what the question names.
 _MULTI_HOP = re.compile(r"\s(that|which|whose|where|who)\s", re.IGNORECASE)
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])|\n+")
+# A sentence ends at ".", "!" or "?" before a capital, a digit or an opening quote; not after a
+# dotted acronym ("the U.S. Army") or a title or abbreviation ("Ken St. Andre", "Dr. Okafor").
+# A lone initial is left alone: "lot C. Staff park below." is two sentences.
+_ABBREVIATIONS = (
+    "St",
+    "Dr",
+    "Mr",
+    "Ms",
+    "Mrs",
+    "Jr",
+    "Sr",
+    "Mt",
+    "No",
+    "vs",
+    "Co",
+    "Inc",
+    "Ltd",
+    "Gen",
+    "Col",
+    "Prof",
+)
+_NOT_AN_END = "".join(rf"(?<!\b{a}\.)" for a in _ABBREVIATIONS) + r"(?<![A-Z]\.[A-Z]\.)"
+_SENTENCE_END = re.compile(rf"(?<=[.!?]){_NOT_AN_END}\s+(?=[\"'(A-Z0-9])|\n+")
 # Markdown: a heading line names what follows (it is not an answer); a list item's bullet or
 # number and a quote's ">" open a line but are no part of its sentence.
 _HEADING_LINE = re.compile(r"^\s*#{1,6}(?:\s|$)")

@@ -146,6 +146,10 @@ def test_a_revision_keeps_the_answer_and_adds_what_the_reviewer_asked_for(embed:
             ["Visitors park in lot C", "Staff park in the **garage**", "Show a pass"],
         ),
         ("> - A quoted item\n---\n###\n#hashtags are text.", ["A quoted item", "#hashtags are text."]),
+        (
+            "Designed by Ken St. Andre for the U.S. Army. It sold well.",
+            ["Designed by Ken St. Andre for the U.S. Army.", "It sold well."],
+        ),
     ],
 )
 def test_split_sentences_reads_markdown_lines(text: str, sentences: list[str]) -> None:
