@@ -13,8 +13,10 @@ It prints fact, F1, both supporting documents cited, abstention, words, CPU per 
 grade's calibration: for each threshold, the share of wrong answers a review would catch against
 the share of right answers it would hold up.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/answer_offline.py --hotpotqa ../shared/assets/hotpotqa/dev_250.jsonl
-        [--dump FILE.json] [--limit N] [--out FILE.json]
+    cd bench && HF_HUB_OFFLINE=1 ../.venv/bin/python answer_offline.py
+        [--hotpotqa ../../shared/assets/hotpotqa/dev_250.jsonl] [--dump FILE.json] [--limit N]
+        [--out FILE.json] [--vector-cache FILE]
+  Without --hotpotqa: the demo questions over the demo corpus.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ingestion.entities import extract_entities
 from keel.app.answer_eval import demo_set
 from keel.app.eval_index import TENANT, falkordb_url, index_directory, open_index
 from keel.core.answer_metrics import answer_words, best_f1, fact_found, yes_no_correct, yes_no_gold
@@ -36,13 +39,12 @@ from keel.core.chunks import ScoredChunk
 from keel.core.models.extractive import NO_ANSWER, ExtractiveProvider
 from keel.core.models.grounding import assess
 from keel.core.pipelines import pipeline_named
-from ingestion.entities import extract_entities
 from keel.core.settings import Settings
 from retrieval.encoders import SparseEncoder
 from retrieval.eval_data import EvalDataset, load_hotpotqa
-from retrieval.types import SourceDocument
 from retrieval.factories import make_dense_encoder, make_reranker
 from retrieval.pipeline import Retriever
+from retrieval.types import SourceDocument
 
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
@@ -96,7 +98,9 @@ def dump_passages(path: Path | None, settings: Settings, limit: int) -> dict[str
         falkordb_url(settings, index_directory(dataset, settings)) as graph_url,
         open_index(dataset, settings, graph_url, dense, sparse) as index,
     ):
-        retriever = Retriever(index.vectors, dense, sparse, index.graph, make_reranker(settings, dense), params)
+        retriever = Retriever(
+            index.vectors, dense, sparse, index.graph, make_reranker(settings, dense), params
+        )
         for n, qid in enumerate(list(dataset.queries)[: limit or None]):
             question = dataset.queries[qid]
             supporting = set(dataset.qrels[qid])
@@ -115,7 +119,9 @@ def dump_passages(path: Path | None, settings: Settings, limit: int) -> dict[str
                     "gold": golds[qid],
                     "supporting": sorted(supporting),
                     "answerable": [_passage(replace(texts[c.chunk_id], signals=c.signals)) for c in with_all],
-                    "unanswerable": [_passage(replace(texts[c.chunk_id], signals=c.signals)) for c in without],
+                    "unanswerable": [
+                        _passage(replace(texts[c.chunk_id], signals=c.signals)) for c in without
+                    ],
                 }
             )
             if n % 25 == 0:
@@ -126,7 +132,12 @@ def dump_passages(path: Path | None, settings: Settings, limit: int) -> dict[str
 def _chunks(passages: list[dict[str, Any]]) -> list[ScoredChunk]:
     return [
         ScoredChunk(
-            p["chunk_id"], p["document_id"], p["score"], title=p["title"], text=p["text"], signals=p["signals"]
+            p["chunk_id"],
+            p["document_id"],
+            p["score"],
+            title=p["title"],
+            text=p["text"],
+            signals=p["signals"],
         )
         for p in passages
     ]
@@ -221,12 +232,18 @@ def report(scored: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--hotpotqa", type=Path, help="HotpotQA jsonl; without it, the demo questions")
-    parser.add_argument("--dump", type=Path, default=Path("/tmp/answer_offline_dump.json"))
+    parser.add_argument("--dump", type=Path, required=True, help="passages kept here; reused when present")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--vector-cache", type=Path, help="keep sentence vectors here between runs (CPU figures then mean nothing)")
+    parser.add_argument(
+        "--vector-cache",
+        type=Path,
+        help="keep sentence vectors here between runs (CPU figures then mean nothing)",
+    )
     args = parser.parse_args()
     settings = Settings()
     if args.dump.is_file():

@@ -11,14 +11,15 @@ from tests.support.polling import wait_for_status, wait_indexed
 
 pytestmark = [pytest.mark.integration]
 
-# Names no demo document uses, so these documents answer only this test's question.
+# Names no demo document uses, so these documents answer only this test's question; each holds
+# one hop of it (who owns Quillfeather, who leads that team), so the answer cites both.
 SYSTEM_TEXT = (
     "Quillfeather is the greenhouse irrigation scheduler of Harrowgate Farms. "
     "Quillfeather is owned by Team Marigold. Quillfeather waters 40 greenhouses every morning."
 )
 TEAM_TEXT = (
     "Team Marigold is the irrigation team of Harrowgate Farms. "
-    "Team Marigold is led by Odalys Venkataraman and has 4 engineers. Team Marigold owns Quillfeather."
+    "Team Marigold is led by Odalys Venkataraman and has 4 engineers."
 )
 QUESTION = "Who leads the team that owns Quillfeather?"
 

@@ -110,7 +110,9 @@ async def test_reject_records_the_reason(api: httpx.AsyncClient, demo_corpus, ca
 
 async def test_review_never_completes_without_a_reviewer(api: httpx.AsyncClient, demo_corpus) -> None:
     task_id = (
-        await api.post("/v1/tasks", json={"question": "How long are events kept in Kestrel?", "review": "never"})
+        await api.post(
+            "/v1/tasks", json={"question": "How long are events kept in Kestrel?", "review": "never"}
+        )
     ).json()["id"]
     view = await wait_for_status(api, task_id, {"completed"})
     assert view["result"]["review"] is None and view["result"]["citations"]

@@ -43,6 +43,9 @@ _COVERAGE_WEIGHT = 0.8
 # A partner sentence that names the other's subject, or shares a name with it that the question
 # does not: the hop between two documents.
 _LINK_BONUS = 0.25
+# Two documents with no link between them: a sentence about another "Team Quill" is a distractor
+# when the question asks about the team a first hop names.
+_UNLINKED_COST = 0.1
 # Candidates a pair is chosen among (the best-scored sentences): bounds the pair search.
 _PAIR_POOL = 30
 # Two sentences closer than cosine 0.5 to each other say much the same: the pair loses this
@@ -244,14 +247,16 @@ class ExtractiveProvider:
             (self._pair_score(a, b, asked, named, asked_names), a, b)
             for i, a in enumerate(pool)
             for b in pool[i + 1 :]
-            if a.passage.document_id != b.passage.document_id and dot(a.vector, b.vector) < _SAME_FACT
+            if dot(a.vector, b.vector) < _SAME_FACT
         ]
         if not pairs:
             return [best]
         _, a, b = max(pairs, key=lambda p: p[0])
         # A partner joins when it is a hop (linked, or the question names both documents) or when
         # it covers what the best sentence left out; otherwise one sentence answers.
-        hop = self._linked(a, b, asked_names) or {a.passage.document_id, b.passage.document_id} <= named
+        hop = a.passage.document_id != b.passage.document_id and (
+            self._linked(a, b, asked_names) or {a.passage.document_id, b.passage.document_id} <= named
+        )
         gain = coverage(asked, a.terms | b.terms, a.context | b.context) - coverage(
             asked, best.terms, best.context
         )
@@ -272,8 +277,9 @@ class ExtractiveProvider:
         hop), and a bonus when they are linked (one names the other's subject, or they share a
         name the question does not have) or the question names both their documents."""
         together = coverage(asked, a.terms | b.terms, a.context | b.context)
-        linked = self._linked(a, b, asked_names) or (
-            a.passage.document_id in named and b.passage.document_id in named
+        # Two sentences of one document need no link: they share its subject (and no bonus).
+        linked = a.passage.document_id != b.passage.document_id and (
+            self._linked(a, b, asked_names) or {a.passage.document_id, b.passage.document_id} <= named
         )
         return (
             a.score
@@ -282,6 +288,7 @@ class ExtractiveProvider:
             + 2 * _COVERAGE_WEIGHT * together
             - _REDUNDANCY * max(0.0, dot(a.vector, b.vector) - 0.5)
             + (_LINK_BONUS if linked else 0.0)
+            - (_UNLINKED_COST if not linked and a.passage.document_id != b.passage.document_id else 0.0)
         )
 
     def _next_hop(

@@ -243,3 +243,9 @@ def test_quotes_about_something_else_are_not_an_answer(embed: Embed) -> None:
     gen = ExtractiveProvider(embed).generate("What is the salary of the chief executive officer?", passages)
     assert gen.answer == NO_ANSWER and not gen.citations
     assert gen.notes and "fit" in gen.notes[0]
+
+
+def test_the_default_abstention_threshold_is_the_calibrated_one() -> None:
+    from keel.core.models.answer_fit import MIN_FIT
+
+    assert Settings().agent.min_answer_fit == MIN_FIT
