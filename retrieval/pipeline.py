@@ -21,20 +21,83 @@ from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.entity_names import entity_key
 from retrieval.feedback import QueryAdapter
 from retrieval.fusion import convex_fusion, reciprocal_rank_fusion
-from retrieval.graph_store import GraphStore
+from retrieval.graph_store import GraphLink, GraphStore
 from retrieval.rerank import Reranker
 from retrieval.types import InvalidRequestError, chunk_id_for
 from retrieval.vector_store import VectorStore
 
+AGREEMENT_DEPTH = 10  # top documents of each retriever compared by `agreement`
+
+
+@dataclass(frozen=True)
+class QuerySignals:
+    """What a query's own first stage says about it, before any later stage runs."""
+
+    named: int  # documents about an entity the query names (the graph's `documents_about`)
+    agreement: float  # share of dense's top documents that BM25's top holds too (`agreement`)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Whether an adaptive pipeline ran a stage for one query, and why (shown in traces)."""
+
+    ran: bool
+    why: str
+
+
+def agreement(candidates: Sequence[ScoredChunk], depth: int = AGREEMENT_DEPTH) -> float:
+    """Share of the dense retriever's top `depth` documents that are in BM25's top `depth`, read
+    from the candidates' signals (0 when either found none).
+
+    Read from signals, not from the retrievers' lists, so the agent's rerank step, which gets
+    only the candidates, computes it as the first stage did.
+    """
+    tops = []
+    for retriever in ("dense", "bm25"):
+        found = sorted(
+            (c for c in candidates if retriever in c.signals),
+            key=lambda c: (-c.signals[retriever], c.chunk_id),
+        )
+        tops.append(list(dict.fromkeys(c.document_id for c in found))[:depth])
+    top_dense, top_bm25 = tops
+    return len(set(top_dense).intersection(top_bm25)) / depth if top_dense and top_bm25 else 0.0
+
+
+def graph_gate(signals: QuerySignals, threshold: float) -> Gate:
+    """Expand over the graph when the query names a document, or when the retrievers disagree.
+
+    A named document is what expansion raises. Disagreement says neither retriever has the
+    question covered, which is when a linked passage that shares no word with the question may
+    be the missing one; how far to trust that is the tuned threshold (0: not at all).
+    """
+    if signals.named:
+        return Gate(True, f"the query names {signals.named} document(s)")
+    if signals.agreement < threshold:
+        return Gate(True, f"the retrievers agree on {signals.agreement:.0%} of their top (< {threshold:.0%})")
+    return Gate(False, f"names no document; the retrievers agree on {signals.agreement:.0%}")
+
+
+def rerank_gate(agreement: float, threshold: float) -> Gate:
+    """Rerank when the retrievers disagree: then the reranker's own features (how much of the
+    question a passage's text and title cover) settle what fusion could only average."""
+    if agreement < threshold:
+        return Gate(True, f"the retrievers agree on {agreement:.0%} of their top (< {threshold:.0%})")
+    return Gate(False, f"the retrievers agree on {agreement:.0%} of their top")
+
 
 @dataclass
 class Retrieval:
-    """The ranked chunks, each retriever's own list (for traces) and milliseconds per stage."""
+    """The ranked chunks, each retriever's own list (for traces) and milliseconds per stage.
+
+    An adaptive pipeline also keeps the query's signals and, per gated stage, whether it ran.
+    """
 
     chunks: list[ScoredChunk]
     hits: dict[str, list[ScoredChunk]] = field(default_factory=dict)
     stages_ms: dict[str, float] = field(default_factory=dict)
     query_vector: list[float] | None = None  # the dense query as searched (after feedback)
+    signals: QuerySignals | None = None
+    gates: dict[str, Gate] = field(default_factory=dict)
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -74,8 +137,14 @@ class Retriever:
 
     def retrieve(self, tenant: str, query: str, pipeline: Pipeline) -> Retrieval:
         """First stage (with graph expansion when asked), then reranking when asked; best first."""
+        if pipeline.rerank and self.reranker is None:  # refused whether or not a gate would open
+            raise InvalidRequestError(f"pipeline {pipeline.name!r} needs a reranker")
         found = self.candidates(tenant, query, pipeline)
-        if pipeline.rerank:
+        rerank = pipeline.rerank
+        if rerank and found.signals is not None:  # adaptive: only where its gate opens
+            found.gates["rerank"] = rerank_gate(found.signals.agreement, self.params.rerank_gate)
+            rerank = found.gates["rerank"].ran
+        if rerank:
             with found.timed("rerank"):
                 found.chunks = self.rerank(tenant, query, found.chunks, pipeline, found.query_vector)
         found.chunks = found.chunks[: self.params.limit]
@@ -114,11 +183,25 @@ class Retriever:
                 fused = reciprocal_rank_fusion(lists, k=p.rrf_k)
             else:
                 fused = convex_fusion(lists, weights=[p.dense_weight, 1 - p.dense_weight])
-        if pipeline.graph:
+        named: list[GraphLink] | None = None
+        expand = pipeline.graph
+        if pipeline.adaptive:
+            with found.timed("gate"):
+                named = self._named(tenant, query) if pipeline.graph else []
+                found.signals = QuerySignals(len({link.document_id for link in named}), agreement(fused))
+            if pipeline.graph:
+                found.gates["graph"] = graph_gate(found.signals, p.graph_gate)
+                expand = found.gates["graph"].ran
+        if expand:
             with found.timed("graph"):
-                fused = self._expand(tenant, query, fused, found)
+                fused = self._expand(tenant, query, fused, found, named)
         found.chunks = fused
         return found
+
+    def _named(self, tenant: str, query: str) -> list[GraphLink]:
+        """Links to the documents about an entity the query names."""
+        assert self._graph is not None
+        return self._graph.documents_about(tenant, query_name_keys(query), limit=self.params.graph_k)
 
     def merge_queries(self, per_query: Sequence[Sequence[ScoredChunk]]) -> list[ScoredChunk]:
         """One candidate list from several queries' (the question's, then a next hop's), cut to
@@ -129,16 +212,24 @@ class Retriever:
             merged = reciprocal_rank_fusion(per_query, k=self.params.rrf_k)
         return merged[: self.params.rerank_depth]
 
-    def active_reranker(self, pipeline: Pipeline) -> Reranker | None:
-        """The reranker `ranked` runs for this pipeline: none unless the pipeline reranks."""
-        return self.reranker if pipeline.rerank else None
+    def active_reranker(
+        self, pipeline: Pipeline, candidates: Sequence[ScoredChunk] | None = None
+    ) -> Reranker | None:
+        """The reranker `ranked` runs for this pipeline: none unless the pipeline reranks, nor,
+        in an adaptive pipeline, when the candidates' retrievers agree past its gate."""
+        if not pipeline.rerank:
+            return None
+        gated = pipeline.adaptive and candidates is not None
+        if gated and not rerank_gate(agreement(candidates or []), self.params.rerank_gate).ran:
+            return None
+        return self.reranker
 
     def ranked(
         self, tenant: str, query: str, candidates: Sequence[ScoredChunk], pipeline: Pipeline
     ) -> list[ScoredChunk]:
         """The top `limit` candidates: reranked when the pipeline reranks and a reranker is set,
         else in score order."""
-        if self.active_reranker(pipeline) is not None:
+        if self.active_reranker(pipeline, candidates) is not None:
             ranked = self.rerank(tenant, query, candidates, pipeline)
         else:
             ranked = sorted(candidates, key=lambda c: (-c.score, c.chunk_id))
@@ -151,7 +242,12 @@ class Retriever:
             return self._vectors.search_sparse(tenant, terms, self.params.bm25_k)
 
     def _expand(
-        self, tenant: str, query: str, fused: list[ScoredChunk], found: Retrieval
+        self,
+        tenant: str,
+        query: str,
+        fused: list[ScoredChunk],
+        found: Retrieval,
+        named: list[GraphLink] | None = None,
     ) -> list[ScoredChunk]:
         """Raise the documents the question names, and those the top passages link to.
 
@@ -173,7 +269,7 @@ class Retriever:
                 seeds.append(chunk)
         seed_score = {s.chunk_id: s.score for s in seeds}
         boost: dict[str, float] = {}
-        links = self._graph.documents_about(tenant, query_name_keys(query), limit=p.graph_k)
+        links = list(named) if named is not None else self._named(tenant, query)
         links += self._graph.linked_documents(
             tenant, list(seed_score), limit=p.graph_k, max_mentions=p.graph_max_mentions
         )

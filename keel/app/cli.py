@@ -165,6 +165,12 @@ def eval_command(
     rebuild: bool = typer.Option(
         False, "--rebuild", help="Rebuild the evaluation index even if a finished one matches."
     ),
+    tune_on: Path = typer.Option(
+        None,
+        "--tune-on",
+        help="Leave one dataset out: fit every tunable choice (dense weight, the adaptive gates) on "
+        "this other dataset alone (a BEIR directory's train split, or a HotpotQA jsonl file).",
+    ),
     answers: bool = typer.Option(
         False,
         "--answers",
@@ -185,6 +191,13 @@ def eval_command(
         "--data-dir",
         help="--answers: keep the servers' data here, reused next time (default: a temporary dir).",
     ),
+    unanswerable: bool = typer.Option(
+        False,
+        "--unanswerable",
+        help="--answers --hotpotqa: then the same questions over the pool without any supporting "
+        "paragraph (a tenant of its own), where each answer should abstain; and a grounding "
+        "calibration over both.",
+    ),
 ) -> None:
     """Score every retrieval pipeline on a dataset: quality, and latency per stage; with --answers,
     the agent's answers: fact, F1, citations, abstention, latency and cost per provider."""
@@ -192,7 +205,18 @@ def eval_command(
 
     if answers:
         raise typer.Exit(
-            _eval_answers(hotpotqa, questions, corpus, demo, dataset, max_queries, concurrency, data_dir, out)
+            _eval_answers(
+                hotpotqa,
+                questions,
+                corpus,
+                demo,
+                dataset,
+                max_queries,
+                concurrency,
+                data_dir,
+                out,
+                unanswerable,
+            )
         )
     from keel.app.evaluation import evaluate, format_report
     from keel.core.pipelines import PIPELINES
@@ -228,6 +252,17 @@ def eval_command(
         raise typer.Exit(2)
     if max_queries:
         data = data.sliced(max_queries)
+    tuning = None
+    if tune_on is not None:
+        if save_adapter is not None:
+            typer.echo("keel eval: --save-adapter learns from the train split; --tune-on uses none", err=True)
+            raise typer.Exit(2)
+        try:
+            tuning = load_hotpotqa(tune_on) if tune_on.is_file() else load_beir(tune_on, "train")
+        except DatasetError as err:
+            typer.echo(f"keel eval: --tune-on: {err}", err=True)
+            raise typer.Exit(2) from err
+        train = None  # nothing is learnt from the evaluated dataset
     try:
         report = evaluate(
             data,
@@ -237,6 +272,7 @@ def eval_command(
             hotpotqa=hotpotqa is not None,
             rebuild=rebuild,
             save_adapter=save_adapter,
+            tune_on=tuning,
         )
     except (ValueError, StoreError, TimeoutError) as err:
         # Unusable reranker weights or cross-encoder path, a store that refused: named, no trace.
@@ -259,8 +295,10 @@ def _eval_answers(
     concurrency: int,
     data_dir: Path | None,
     out: Path | None,
+    unanswerable: bool = False,
 ) -> int:
-    """`keel eval --answers`: load the question set, run it on a platform of its own, print the tables."""
+    """`keel eval --answers`: load the question set (and with `unanswerable`, the same questions
+    without their supporting paragraphs), run it on a platform of its own, print the tables."""
     import json
 
     from keel.app.answer_eval import (
@@ -270,6 +308,7 @@ def _eval_answers(
         format_report,
         hotpotqa_set,
         keel_set,
+        unanswerable_set,
     )
     from retrieval.eval_data import DatasetError
 
@@ -284,6 +323,9 @@ def _eval_answers(
             "keel eval --answers: --max-queries must be 0 (all) or more, --concurrency 1 or more", err=True
         )
         return 2
+    if unanswerable and hotpotqa is None:
+        typer.echo("keel eval --answers: --unanswerable needs --hotpotqa FILE", err=True)
+        return 2
     try:
         if hotpotqa is not None:
             answer_set = hotpotqa_set(hotpotqa, max_queries)
@@ -295,7 +337,8 @@ def _eval_answers(
         typer.echo(f"keel eval: {err}", err=True)
         return 2
     try:
-        report = asyncio.run(evaluate_answers(answer_set, load_settings(), concurrency, data_dir))
+        without = unanswerable_set(answer_set) if unanswerable else None
+        report = asyncio.run(evaluate_answers(answer_set, load_settings(), concurrency, data_dir, without))
     except (AnswerSetError, TimeoutError) as err:
         typer.echo(f"keel eval: {err}", err=True)
         return 1

@@ -3,6 +3,8 @@
 Supervised stages learn from the train split only. Evaluating another split, they are fit
 once on all of train; evaluating train itself, they are cross-fitted (each fold is scored by
 stages fit on the other folds), so no figure is measured on queries it was tuned on.
+Left one dataset out (`tune_on`), every tunable choice (the dense weight, the adaptive
+pipeline's gates) is fit on another dataset alone, and nothing is learnt from this one.
 """
 
 from __future__ import annotations
@@ -18,18 +20,24 @@ import numpy as np
 
 from keel.app.eval_index import TENANT, EvalIndex, falkordb_url, index_directory, open_index
 from keel.core.chunks import ScoredChunk
-from keel.core.pipelines import PIPELINES, Pipeline
+from keel.core.pipelines import GATE_ALWAYS, PIPELINES, Pipeline, RetrievalParams
 from keel.core.settings import Settings
-from retrieval.encoders import SparseEncoder
+from retrieval.clean_text import clean_text
+from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.eval_data import EvalDataset
 from retrieval.factories import make_dense_encoder, make_reranker
 from retrieval.feedback import QueryAdapter, train_query_adapter
 from retrieval.fusion import convex_fusion
 from retrieval.metrics import all_found_at, mrr_at, ndcg_at, recall_at
-from retrieval.pipeline import Retrieval, Retriever
+from retrieval.pipeline import QuerySignals, Retrieval, Retriever, graph_gate, rerank_gate
+from retrieval.rerank import Reranker
+from retrieval.types import SourceDocument
 
 FOLDS = 5
 WEIGHT_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+# Agreement thresholds tried per gate: 0 runs graph expansion only for queries that name a
+# document (reranking never), GATE_ALWAYS runs the stage on every query.
+GATE_GRID = (0.0, 0.3, 0.6, GATE_ALWAYS)
 # Every candidate is kept, so Recall@100 sees the whole fused list, not the agent's top 20.
 EVAL_LIMIT = 10_000
 RUN_DEPTH = 100  # documents per query handed to the metrics
@@ -43,6 +51,9 @@ class Tuning:
     dense_weight: float
     adapter: QueryAdapter | None
     fit_on: int  # train queries it learnt from
+    graph_gate: float = RetrievalParams.graph_gate
+    rerank_gate: float = RetrievalParams.rerank_gate
+    fit_dataset: str = ""  # the other dataset it learnt from, left out of the evaluated one
 
 
 @dataclass
@@ -50,6 +61,7 @@ class PipelineResult:
     name: str
     metrics: dict[str, float]
     latency_ms: dict[str, dict[str, float]]
+    ran: dict[str, float]  # gated stages: the share of queries each ran on
 
 
 def metric_table(hotpotqa: bool) -> dict[str, Callable[[Any, Any], float]]:
@@ -79,13 +91,21 @@ def evaluate(
     hotpotqa: bool = False,
     rebuild: bool = False,
     save_adapter: Path | None = None,
+    tune_on: EvalDataset | None = None,
 ) -> dict[str, Any]:
-    """Index the corpus (or reuse its index), fit on train, run every pipeline; the report as a dict."""
+    """Index the corpus (or reuse its index), fit on train, run every pipeline; the report as a dict.
+
+    With `tune_on` (leave one dataset out), every tunable choice is fit on that other dataset
+    alone, and `train` must be None: nothing is learnt from the evaluated dataset.
+    """
     for name in pipeline_names:
         if name not in PIPELINES:
             raise ValueError(f"unknown pipeline {name!r}; expected some of {', '.join(PIPELINES)}")
     if save_adapter is not None and train is None:
         raise ValueError("--save-adapter needs a train split to learn from")
+    if tune_on is not None and train is not None:
+        raise ValueError("tuning on another dataset learns nothing from this one's train split")
+    dataset = cleaned(dataset)
     dense = make_dense_encoder(settings)
     sparse = SparseEncoder()
     # Built only when a pipeline reranks: a reranker whose weights are missing or broken
@@ -93,6 +113,9 @@ def evaluate(
     needs_reranker = any(PIPELINES[name].rerank for name in pipeline_names)
     reranker = make_reranker(settings, dense) if needs_reranker else None
     params = replace(settings.retrieval.params(), limit=EVAL_LIMIT)
+    elsewhere = None
+    if tune_on is not None:  # first, and apart: one FalkorDB and one index open at a time
+        elsewhere = tune_elsewhere(cleaned(tune_on), settings, dense, sparse, reranker, params, rebuild)
     with (
         falkordb_url(settings, index_directory(dataset, settings)) as graph_url,
         open_index(dataset, settings, graph_url, dense, sparse, rebuild) as index,
@@ -103,7 +126,11 @@ def evaluate(
             f"{len(index.chunk_ids)} chunks, {len(dataset.documents)} documents; reranker {reranker_name}"
         )
         queries = _train_queries(train, base, index) if train is not None else {}
-        groups = _tuned_groups(dataset, train, queries, index, params.dense_weight)
+        groups = (
+            [(sorted(dataset.qrels), elsewhere)]
+            if elsewhere is not None
+            else _tuned_groups(dataset, train, queries, index, params.dense_weight)
+        )
         if save_adapter is not None and train is not None:
             _save_full_adapter(train, queries, index, groups, save_adapter)
         # Untimed warm-up: first calls pay for lazy imports, allocations and cold caches.
@@ -131,11 +158,27 @@ def evaluate(
                 "fit_on_train_queries": t.fit_on,
                 "dense_weight": t.dense_weight,
                 "feedback_adapter": t.adapter.digest if t.adapter else None,
+                "graph_gate": t.graph_gate,
+                "rerank_gate": t.rerank_gate,
+                "fit_dataset": t.fit_dataset,
             }
             for qids, t in groups
         ],
-        "pipelines": {r.name: {"metrics": r.metrics, "latency_ms": r.latency_ms} for r in results},
+        "pipelines": {
+            r.name: {"metrics": r.metrics, "latency_ms": r.latency_ms, **({"ran": r.ran} if r.ran else {})}
+            for r in results
+        },
     }
+
+
+def cleaned(dataset: EvalDataset) -> EvalDataset:
+    """The dataset with its documents cleaned as ingestion cleans them (`clean_text`): the stores
+    refuse a control character, and SciFact's corpus holds some (U+0096)."""
+    documents = [
+        SourceDocument(d.document_id, clean_text(d.title).text, clean_text(d.text).text)
+        for d in dataset.documents
+    ]
+    return replace(dataset, documents=documents)
 
 
 @dataclass
@@ -212,14 +255,99 @@ def _save_full_adapter(
 def _fit(train: EvalDataset, fit_ids: list[str], queries: dict[str, TrainQuery], index: EvalIndex) -> Tuning:
     qrels = {q: train.qrels[q] for q in fit_ids}
     lists = {q: [queries[q].dense_hits, queries[q].bm25_hits] for q in fit_ids}
+    weight = fit_dense_weight(qrels, lists)
+    return Tuning(weight, _fit_adapter(train, fit_ids, queries, index), len(fit_ids))
+
+
+def fit_dense_weight(qrels: dict[str, dict[str, int]], lists: dict[str, list[list[ScoredChunk]]]) -> float:
+    """The convex fusion weight of the dense list with the best nDCG@10 over `qrels`' queries,
+    given each query's (dense, BM25) lists; ties go to the weight nearer an even blend."""
 
     def score(weight: float) -> float:
-        run = {q: document_run(convex_fusion(lists[q], [weight, 1 - weight])) for q in fit_ids}
+        run = {q: document_run(convex_fusion(lists[q], [weight, 1 - weight])) for q in qrels}
         return ndcg_at(qrels, run, 10)
 
-    # Best nDCG@10 on the fitted queries; ties go to the weight nearer an even blend.
-    weight = max(WEIGHT_GRID, key=lambda w: (round(score(w), 6), -abs(w - 0.5)))
-    return Tuning(weight, _fit_adapter(train, fit_ids, queries, index), len(fit_ids))
+    return max(WEIGHT_GRID, key=lambda w: (round(score(w), 6), -abs(w - 0.5)))
+
+
+@dataclass
+class GatedRuns:
+    """One query's signals and its document run with each gated stage on or off."""
+
+    signals: QuerySignals
+    runs: dict[tuple[bool, bool], dict[str, float]]  # (graph ran, rerank ran) -> documents
+
+
+def gate_scores(
+    qrels: dict[str, dict[str, int]], outcomes: dict[str, GatedRuns]
+) -> dict[tuple[float, float], float]:
+    """nDCG@10 over the queries for every (graph gate, rerank gate) pair of GATE_GRID."""
+
+    def score(graph: float, rerank: float) -> float:
+        run = {
+            q: o.runs[(graph_gate(o.signals, graph).ran, rerank_gate(o.signals.agreement, rerank).ran)]
+            for q, o in outcomes.items()
+        }
+        return ndcg_at(qrels, run, 10)
+
+    return {(g, r): score(g, r) for g in GATE_GRID for r in GATE_GRID}
+
+
+def fit_gates(scores: dict[tuple[float, float], float]) -> tuple[float, float]:
+    """The (graph gate, rerank gate) pair with the best score; ties go to the lower thresholds,
+    which run the stages on fewer queries: a stage must earn its place."""
+    return max(scores, key=lambda t: (round(scores[t], 6), -t[0], -t[1]))
+
+
+def tune_elsewhere(
+    other: EvalDataset,
+    settings: Settings,
+    dense: DenseEncoder,
+    sparse: SparseEncoder,
+    reranker: Reranker | None,
+    params: RetrievalParams,
+    rebuild: bool = False,
+) -> Tuning:
+    """Every tunable choice of the evaluated pipelines, fit on `other` alone: the dense weight
+    (on plain hybrid), then the adaptive pipeline's gates at that weight."""
+    with (
+        falkordb_url(settings, index_directory(other, settings)) as graph_url,
+        open_index(other, settings, graph_url, dense, sparse, rebuild) as index,
+    ):
+        base = Retriever(index.vectors, dense, sparse, index.graph, reranker, params)
+        qids = sorted(other.qrels)
+        _progress(f"tuning on {other.name}: {len(qids)} queries")
+        hybrid = PIPELINES["hybrid-convex"]
+        lists = {}
+        for qid in qids:
+            found = base.candidates(TENANT, other.queries[qid], hybrid)
+            lists[qid] = [found.hits.get("dense", []), found.hits.get("bm25", [])]
+        weight = fit_dense_weight(other.qrels, lists)
+        gates = (GATE_GRID[0], GATE_GRID[0])
+        if reranker is not None:  # the gates choose between reranked and not: both must exist
+            opened = replace(params, dense_weight=weight, graph_gate=GATE_ALWAYS, rerank_gate=GATE_ALWAYS)
+            retriever = base.tuned(opened, None)
+            outcomes = {qid: _gated_runs(retriever, other.queries[qid], lists[qid], weight) for qid in qids}
+            scores = gate_scores(other.qrels, outcomes)
+            _progress("nDCG@10 by (graph gate, rerank gate): " + _grid(scores))
+            gates = fit_gates(scores)
+    _progress(f"tuned on {other.name}: dense weight {weight}, graph gate {gates[0]}, rerank gate {gates[1]}")
+    return Tuning(weight, None, len(qids), gates[0], gates[1], other.name)
+
+
+def _gated_runs(retriever: Retriever, query: str, lists: list[list[ScoredChunk]], weight: float) -> GatedRuns:
+    """The query's four runs: fused or expanded, each reranked or not."""
+    adaptive = PIPELINES["adaptive"]
+    found = retriever.candidates(TENANT, query, adaptive)  # every gate open: expanded
+    assert found.signals is not None
+    first = {False: convex_fusion(lists, [weight, 1 - weight]), True: found.chunks}
+    runs = {}
+    for graph, chunks in first.items():
+        runs[(graph, False)] = document_run(chunks)
+        runs[(graph, True)] = document_run(
+            retriever.rerank(TENANT, query, chunks, adaptive, found.query_vector)
+        )
+    return GatedRuns(found.signals, runs)
 
 
 def _fit_adapter(
@@ -242,8 +370,15 @@ def _run_pipeline(
 ) -> PipelineResult:
     run: dict[str, dict[str, float]] = {}
     stages: dict[str, list[float]] = {}
+    ran: dict[str, int] = {}
     for qids, tuning in groups:
-        retriever = base.tuned(replace(base.params, dense_weight=tuning.dense_weight), tuning.adapter)
+        params = replace(
+            base.params,
+            dense_weight=tuning.dense_weight,
+            graph_gate=tuning.graph_gate,
+            rerank_gate=tuning.rerank_gate,
+        )
+        retriever = base.tuned(params, tuning.adapter)
         for qid in qids:
             start = time.perf_counter()
             found: Retrieval = retriever.retrieve(TENANT, dataset.queries[qid], pipeline)
@@ -251,12 +386,15 @@ def _run_pipeline(
             run[qid] = document_run(found.chunks)
             for stage, ms in {**found.stages_ms, "total": total}.items():
                 stages.setdefault(stage, []).append(ms)
+            for stage, gate in found.gates.items():
+                ran[stage] = ran.get(stage, 0) + gate.ran
     metrics = {name: round(fn(dataset.qrels, run), 4) for name, fn in metric_table(hotpotqa).items()}
     latency = {
         stage: {"p50": round(float(np.percentile(v, 50)), 2), "p95": round(float(np.percentile(v, 95)), 2)}
         for stage, v in stages.items()
     }
-    return PipelineResult(pipeline.name, metrics, latency)
+    shares = {stage: round(count / max(1, len(run)), 4) for stage, count in ran.items()}
+    return PipelineResult(pipeline.name, metrics, latency, shares)
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -265,7 +403,7 @@ def format_report(report: dict[str, Any]) -> str:
     if not pipelines:
         return "no pipeline ran"
     metric_names = list(next(iter(pipelines.values()))["metrics"])
-    stage_names = ["encode_dense", "dense", "encode_bm25", "bm25", "fuse", "graph", "rerank", "total"]
+    stage_names = ["encode_dense", "dense", "encode_bm25", "bm25", "fuse", "gate", "graph", "rerank", "total"]
     default = report.get("default_pipeline", "")
     note = f"* the agent's pipeline (settings: retrieval.pipeline = {default})"
     if default not in pipelines and default.replace("+feedback", "") in pipelines:
@@ -280,12 +418,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"{report['dataset']}: {report['queries']} queries, {report['documents']} documents "
         f"({report['chunks']} chunks); reranker {report['reranker']}",
-        "tuning: "
-        + "; ".join(
-            f"{t['queries']} queries <- fit on {t['fit_on_train_queries']} (dense weight {t['dense_weight']}"
-            f"{', adapter ' + t['feedback_adapter'] if t['feedback_adapter'] else ''})"
-            for t in report["tuning"]
-        ),
+        "tuning: " + "; ".join(_tuning_cell(t) for t in report["tuning"]),
         "",
         "pipeline".ljust(width) + "".join(m.rjust(9) for m in metric_names),
     ]
@@ -293,6 +426,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(label(name).ljust(width) + "".join(f"{result['metrics'][m]:9.4f}" for m in metric_names))
     if default in pipelines:
         lines.append(note)
+    for name, result in pipelines.items():
+        if result.get("ran"):
+            shares = ", ".join(f"{stage} on {share:.0%}" for stage, share in result["ran"].items())
+            lines.append(f"{name}: gated stages ran {shares} of the queries")
     lines += ["", "latency ms p50/p95".ljust(width) + "".join(s.rjust(13) for s in stage_names)]
     for name, result in pipelines.items():
         cells = []
@@ -301,6 +438,21 @@ def format_report(report: dict[str, Any]) -> str:
             cells.append((f"{t['p50']:.1f}/{t['p95']:.1f}" if t else "-").rjust(13))
         lines.append(label(name).ljust(width) + "".join(cells))
     return "\n".join(lines)
+
+
+def _grid(scores: dict[tuple[float, float], float]) -> str:
+    return "  ".join(f"({g}, {r}) {score:.4f}" for (g, r), score in scores.items())
+
+
+def _tuning_cell(t: dict[str, Any]) -> str:
+    fit = (
+        f"{t['fit_on_train_queries']} of {t['fit_dataset']}"
+        if t.get("fit_dataset")
+        else t["fit_on_train_queries"]
+    )
+    gates = f", gates graph {t['graph_gate']} rerank {t['rerank_gate']}" if "graph_gate" in t else ""
+    adapter = f", adapter {t['feedback_adapter']}" if t["feedback_adapter"] else ""
+    return f"{t['queries']} queries <- fit on {fit} (dense weight {t['dense_weight']}{gates}{adapter})"
 
 
 def _progress(message: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 FUSIONS = ("rrf", "convex")
+GATE_ALWAYS = 1.01  # a gate threshold no agreement share reaches: the stage always runs
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,16 @@ class Pipeline:
     feedback: bool = False  # move the dense query with the corpus's relevance-feedback adapter
     graph: bool = False
     rerank: bool = False
+    # Graph expansion and reranking run per query, only when the query's own signals pass their
+    # gates (`retrieval.pipeline.graph_gate`, `rerank_gate`); otherwise they always run.
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         if not (self.dense or self.bm25):
             raise ValueError(f"pipeline {self.name!r} has no retriever")
+        if self.adaptive and not (self.dense and self.bm25):
+            # The gates read how far the two retrievers agree.
+            raise ValueError(f"pipeline {self.name!r}: adaptive gates need both dense and bm25")
         if self.fusion not in FUSIONS:
             raise ValueError(f"pipeline {self.name!r}: unknown fusion {self.fusion!r}, expected {FUSIONS}")
         if self.feedback and not self.dense:
@@ -43,7 +50,11 @@ def _pipelines() -> dict[str, Pipeline]:
         Pipeline("hybrid-graph+feedback", feedback=True, graph=True),
     ]
     reranked = [replace(p, name=f"{p.name}+rerank", rerank=True) for p in first_stage]
-    return {p.name: p for p in first_stage + reranked}
+    adaptive = [
+        Pipeline("adaptive", graph=True, rerank=True, adaptive=True),
+        Pipeline("adaptive+feedback", feedback=True, graph=True, rerank=True, adaptive=True),
+    ]
+    return {p.name: p for p in first_stage + reranked + adaptive}
 
 
 PIPELINES = _pipelines()
@@ -70,6 +81,10 @@ class RetrievalParams:
     graph_max_mentions: int = 20
     rerank_depth: int = 30
     limit: int = 20
+    # Adaptive pipelines: graph expansion runs when the query names a document or when fewer than
+    # this share of the dense top documents are in BM25's; reranking when fewer than this share.
+    graph_gate: float = 0.0
+    rerank_gate: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("dense_k", "bm25_k", "graph_seeds", "graph_max_mentions", "rerank_depth", "limit"):
@@ -79,3 +94,7 @@ class RetrievalParams:
             raise ValueError("rrf_k, graph_k and graph_weight must not be negative")
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ValueError(f"dense_weight must be in [0, 1], got {self.dense_weight}")
+        for name in ("graph_gate", "rerank_gate"):
+            # Above 1 the gate is always open: no share of agreement reaches it.
+            if not 0.0 <= getattr(self, name) <= GATE_ALWAYS:
+                raise ValueError(f"{name} must be in [0, {GATE_ALWAYS}], got {getattr(self, name)}")

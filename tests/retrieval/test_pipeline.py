@@ -11,12 +11,19 @@ import pytest
 
 from ingestion.indexer import NameFinder, prepare_documents, title_aliases, write_document
 from keel.core.chunks import ScoredChunk
-from keel.core.pipelines import PIPELINES, Pipeline, RetrievalParams, pipeline_named
+from keel.core.pipelines import GATE_ALWAYS, PIPELINES, Pipeline, RetrievalParams, pipeline_named
 from keel.core.settings import Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.feedback import QueryAdapter
 from retrieval.graph_store import GraphStore
-from retrieval.pipeline import Retriever, query_name_keys
+from retrieval.pipeline import (
+    QuerySignals,
+    Retriever,
+    agreement,
+    graph_gate,
+    query_name_keys,
+    rerank_gate,
+)
 from retrieval.qdrant_edge_store import QdrantEdgeStore
 from retrieval.types import InvalidRequestError, SourceDocument
 
@@ -73,6 +80,7 @@ def test_query_name_keys_normalises_like_entity_keys() -> None:
         ({"dense": False, "bm25": False}, "no retriever"),
         ({"fusion": "max"}, "unknown fusion"),
         ({"dense": False, "feedback": True}, "needs dense"),
+        ({"bm25": False, "graph": True, "adaptive": True}, "need both dense and bm25"),
     ],
 )
 def test_invalid_pipelines_are_rejected(kwargs: dict[str, object], message: str) -> None:
@@ -106,6 +114,8 @@ def test_pipeline_named() -> None:
         {"graph_weight": -0.1},
         {"dense_weight": 1.5},
         {"dense_weight": -0.1},
+        {"graph_gate": -0.1},
+        {"rerank_gate": 1.5},
     ],
 )
 def test_invalid_params_are_rejected(kwargs: dict[str, float]) -> None:
@@ -117,6 +127,55 @@ def test_invalid_params_are_rejected(kwargs: dict[str, float]) -> None:
 def test_edge_params_are_accepted() -> None:
     RetrievalParams(rrf_k=0, graph_k=0, graph_weight=0, dense_weight=0.0)
     RetrievalParams(dense_weight=1.0)
+    RetrievalParams(graph_gate=GATE_ALWAYS, rerank_gate=0.0)
+
+
+def _found(retriever: str, *document_ids: str) -> list[ScoredChunk]:
+    return [
+        ScoredChunk(f"{d}#0000", d, signals={retriever: 1.0 / (i + 1)}) for i, d in enumerate(document_ids)
+    ]
+
+
+@pytest.mark.unit
+def test_agreement_is_the_share_of_dense_top_documents_bm25_tops_too() -> None:
+    dense = _found("dense", "a", "b", "c", "d")
+    assert agreement(dense + _found("bm25", "d", "x", "a"), depth=4) == 0.5
+    assert agreement(dense + _found("bm25", "c", "a"), depth=2) == 0.5  # dense's top 2: a, b
+    # Read from the signals: a chunk both found, and the order of the list, change nothing.
+    both = [ScoredChunk(f"{d}#0000", d, signals={"dense": 1.0, "bm25": 1.0}) for d in "abcd"]
+    assert agreement(both, depth=4) == 1.0
+    assert agreement(list(reversed(dense + _found("bm25", "d", "x", "a"))), depth=4) == 0.5
+    # Two chunks of one document count once; a retriever that found nothing agrees with nothing.
+    two = [*_found("dense", "a"), ScoredChunk("a#0001", "a", signals={"dense": 0.5}), *_found("dense", "b")]
+    assert agreement(two + _found("bm25", "b"), depth=2) == 0.5
+    assert agreement(dense, depth=4) == agreement([], depth=4) == 0.0
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("signals", "threshold", "ran"),
+    [
+        (QuerySignals(named=2, agreement=1.0), 0.0, True),  # a named document: always expanded
+        (QuerySignals(named=0, agreement=0.2), 0.3, True),  # the retrievers disagree
+        (QuerySignals(named=0, agreement=0.3), 0.3, False),
+        (QuerySignals(named=0, agreement=0.0), 0.0, False),  # 0: only named documents open it
+        (QuerySignals(named=0, agreement=1.0), GATE_ALWAYS, True),
+    ],
+)
+def test_graph_gate(signals: QuerySignals, threshold: float, ran: bool) -> None:
+    gate = graph_gate(signals, threshold)
+    assert gate.ran is ran
+    assert gate.why  # every decision says why, for the trace
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("share", "threshold", "ran"),
+    [(0.2, 0.3, True), (0.3, 0.3, False), (0.0, 0.0, False), (1.0, GATE_ALWAYS, True)],
+)
+def test_rerank_gate(share: float, threshold: float, ran: bool) -> None:
+    gate = rerank_gate(share, threshold)
+    assert gate.ran is ran and gate.why
 
 
 # --- the pipeline over a real index -------------------------------------------------------
@@ -392,3 +451,63 @@ def test_feedback_moves_the_dense_query(index: Index) -> None:
     plain_dense = {c.chunk_id: c.score for c in plain.hits["dense"]}
     assert fed_dense.keys() == plain_dense.keys()
     assert fed_dense != pytest.approx(plain_dense)
+
+
+# --- the adaptive pipeline: stages gated per query --------------------------------------------
+
+UNNAMED = "which director shot a drama in the appalachian mountains?"  # lower case: names nothing
+
+
+@pytest.mark.integration
+def test_adaptive_expands_a_query_that_names_a_document(index: Index) -> None:
+    retriever = index.retriever(graph=index.graph)  # graph_gate 0: named documents only
+    found = retriever.candidates(TENANT, QUERY, pipeline_named("adaptive"))
+    assert found.signals is not None and found.signals.named >= 1  # "Big Stone Gap"
+    assert found.gates["graph"].ran and "names" in found.gates["graph"].why
+    assert {"gate", "graph"} <= set(found.stages_ms)
+    expanded = retriever.candidates(TENANT, QUERY, pipeline_named("hybrid-graph"))
+    assert [(c.chunk_id, c.score) for c in found.chunks] == [(c.chunk_id, c.score) for c in expanded.chunks]
+
+
+@pytest.mark.integration
+def test_adaptive_skips_the_graph_for_a_query_that_names_nothing(index: Index) -> None:
+    retriever = index.retriever(graph=index.graph)
+    found = retriever.candidates(TENANT, UNNAMED, pipeline_named("adaptive"))
+    assert found.signals is not None and found.signals.named == 0
+    assert not found.gates["graph"].ran
+    assert "graph" not in found.stages_ms and "graph" not in found.hits
+    plain = retriever.candidates(TENANT, UNNAMED, pipeline_named("hybrid-convex"))
+    assert [(c.chunk_id, c.score) for c in found.chunks] == [(c.chunk_id, c.score) for c in plain.chunks]
+    # A gate that opens whenever the retrievers agree on less than all of their top expands it.
+    opened = retriever.tuned(RetrievalParams(graph_gate=GATE_ALWAYS), None)
+    assert opened.candidates(TENANT, UNNAMED, pipeline_named("adaptive")).gates["graph"].ran
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("threshold", "reranked"), [(0.0, False), (GATE_ALWAYS, True)])
+def test_adaptive_reranks_only_past_its_gate(index: Index, threshold: float, reranked: bool) -> None:
+    reranker = RecordingReranker()
+    params = RetrievalParams(rerank_gate=threshold, rerank_depth=3)
+    retriever = index.retriever(graph=index.graph, reranker=reranker, params=params)
+    found = retriever.retrieve(TENANT, QUERY, pipeline_named("adaptive"))
+    assert found.gates["rerank"].ran is reranked
+    assert ("rerank" in found.stages_ms) is reranked
+    assert (found.chunks[0].source == "rerank") is reranked
+    assert bool(reranker.seen) is reranked
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("threshold", "reranked"), [(0.0, False), (GATE_ALWAYS, True)])
+def test_the_agents_rerank_step_reads_the_gate_from_its_candidates(
+    index: Index, threshold: float, reranked: bool
+) -> None:
+    # The agent reranks in an activity of its own, given only the candidates' references.
+    reranker = RecordingReranker()
+    params = RetrievalParams(rerank_gate=threshold)
+    retriever = index.retriever(graph=index.graph, reranker=reranker, params=params)
+    adaptive = pipeline_named("adaptive")
+    refs = [c.ref() for c in retriever.candidates(TENANT, QUERY, adaptive).chunks]
+    assert (retriever.active_reranker(adaptive, refs) is reranker) is reranked
+    assert retriever.active_reranker(adaptive) is reranker  # no candidates: the configured one
+    ranked = retriever.ranked(TENANT, QUERY, refs, adaptive)
+    assert (ranked[0].source == "rerank") is reranked and bool(reranker.seen) is reranked

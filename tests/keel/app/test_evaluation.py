@@ -13,14 +13,23 @@ from typer.testing import CliRunner
 
 from keel.app.cli import app
 from keel.app.eval_index import TENANT, open_index
-from keel.app.evaluation import document_run, format_report
+from keel.app.evaluation import (
+    GATE_GRID,
+    GatedRuns,
+    cleaned,
+    document_run,
+    fit_gates,
+    format_report,
+    gate_scores,
+)
 from keel.core.chunks import ScoredChunk
-from keel.core.pipelines import PIPELINES
+from keel.core.pipelines import GATE_ALWAYS, PIPELINES
 from keel.core.settings import FalkorDBSettings, Settings
 from retrieval.encoders import DenseEncoder, SparseEncoder
-from retrieval.eval_data import load_hotpotqa
+from retrieval.eval_data import EvalDataset, load_hotpotqa
 from retrieval.feedback import QueryAdapter
-from retrieval.pipeline import Retriever
+from retrieval.pipeline import QuerySignals, Retriever
+from retrieval.types import SourceDocument
 
 METRICS = {"nDCG@10", "R@10", "R@100", "MRR@10"}
 
@@ -348,6 +357,20 @@ def test_save_adapter_without_a_train_split(tmp_path: Path) -> None:
     assert not (tmp_path / "data" / "eval").exists()  # refused before any index was built
 
 
+@pytest.mark.unit
+def test_tune_on_a_missing_dataset_is_named(tmp_path: Path) -> None:
+    hotpotqa = write_hotpotqa(tmp_path / "dev.jsonl")
+    output = _refused("--hotpotqa", str(hotpotqa), "--tune-on", str(tmp_path / "nowhere"), tmp_path=tmp_path)
+    assert "--tune-on" in output and "nowhere is not a directory" in output
+
+
+@pytest.mark.unit
+def test_tune_on_learns_nothing_to_save(tmp_path: Path) -> None:
+    beir, hotpotqa = write_beir(tmp_path), write_hotpotqa(tmp_path / "dev.jsonl")
+    args = ("--dataset", str(beir), "--tune-on", str(hotpotqa), "--save-adapter", str(tmp_path / "a.npz"))
+    assert "--tune-on uses none" in _refused(*args, tmp_path=tmp_path)
+
+
 # --- HotpotQA end to end --------------------------------------------------------------------
 
 HOTPOTQA_PIPELINES = ("hybrid-convex", "hybrid-graph", "hybrid-graph+rerank")
@@ -407,7 +430,15 @@ def test_hotpotqa_report_has_metrics_and_stage_latencies(hotpotqa_runs: HotpotQA
     assert (report["queries"], report["documents"]) == (len(BRIDGES), 4 * len(BRIDGES))
     assert report["reranker"] != "none"
     assert report["tuning"] == [
-        {"queries": len(BRIDGES), "fit_on_train_queries": 0, "dense_weight": 0.5, "feedback_adapter": None}
+        {
+            "queries": len(BRIDGES),
+            "fit_on_train_queries": 0,
+            "dense_weight": 0.5,
+            "feedback_adapter": None,
+            "graph_gate": 0.0,
+            "rerank_gate": 0.0,
+            "fit_dataset": "",
+        }
     ]
     assert set(report["pipelines"]) == set(HOTPOTQA_PIPELINES)
     for name, result in report["pipelines"].items():
@@ -504,7 +535,70 @@ def test_train_split_is_cross_fitted(tmp_path: Path, falkordb_url: str) -> None:
     assert "hybrid-convex+feedback" in report["pipelines"]
 
 
+@pytest.mark.integration
+def test_leave_one_dataset_out(tmp_path: Path, falkordb_url: str) -> None:
+    # Scored on HotpotQA, everything tuned on the BEIR set's train split alone.
+    out = tmp_path / "report.json"
+    _eval(
+        "--hotpotqa", str(write_hotpotqa(tmp_path / "dev.jsonl")), "--tune-on", str(write_beir(tmp_path)),
+        "--pipelines", "hybrid-convex,adaptive", "--out", str(out),
+        env=_env(tmp_path / "data", falkordb_url),
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    [tuning] = report["tuning"]
+    assert tuning["fit_dataset"] == "tinyfact/train"
+    assert (tuning["queries"], tuning["fit_on_train_queries"]) == (len(BRIDGES), TRAIN_QUERIES)
+    assert tuning["feedback_adapter"] is None  # an adapter fits one corpus: none crosses over
+    assert tuning["graph_gate"] in GATE_GRID and tuning["rerank_gate"] in GATE_GRID
+    adaptive = report["pipelines"]["adaptive"]
+    assert set(adaptive["ran"]) == {"graph", "rerank"}
+    assert all(0.0 <= share <= 1.0 for share in adaptive["ran"].values())
+    assert "gate" in adaptive["latency_ms"]
+    assert "ran" not in report["pipelines"]["hybrid-convex"]
+
+
 # --- units ------------------------------------------------------------------------------------
+
+
+def _gated(named: int, agreement: float, **ndcg_of: str) -> GatedRuns:
+    """A query whose relevant document "r" is first in the runs named by `ndcg_of` keys."""
+    runs = {}
+    for graph in (False, True):
+        for rerank in (False, True):
+            key = ("graph" if graph else "") + ("rerank" if rerank else "") or "plain"
+            runs[(graph, rerank)] = {"r": 2.0, "x": 1.0} if key in ndcg_of else {"x": 2.0, "r": 1.0}
+    return GatedRuns(QuerySignals(named, agreement), runs)
+
+
+@pytest.mark.unit
+def test_gates_are_fit_to_the_stages_that_help() -> None:
+    qrels = {q: {"r": 1} for q in ("a", "b", "c")}
+    outcomes = {
+        "a": _gated(1, 0.9, graph="", graphrerank=""),  # named: expansion helps
+        "b": _gated(0, 0.2, plain="", graph=""),  # disagreement: reranking hurts
+        "c": _gated(0, 0.9, plain="", graph="", rerank="", graphrerank=""),  # nothing changes
+    }
+    scores = gate_scores(qrels, outcomes)
+    assert set(scores) == {(g, r) for g in GATE_GRID for r in GATE_GRID}
+    assert scores[(0.0, 0.0)] == 1.0  # a expanded (it names a document), nobody reranked
+    assert scores[(0.0, GATE_ALWAYS)] < 1.0  # b reranked
+    # Every graph gate ties (a is named, b and c gain nothing): the lowest wins, as does rerank's.
+    assert fit_gates(scores) == (0.0, 0.0)
+
+
+@pytest.mark.unit
+def test_a_stage_runs_where_it_earns_its_place() -> None:
+    scores = {(g, r): 0.5 for g in GATE_GRID for r in GATE_GRID}
+    scores[(0.3, GATE_ALWAYS)] = 0.6
+    assert fit_gates(scores) == (0.3, GATE_ALWAYS)
+
+
+@pytest.mark.unit
+def test_cleaned_drops_what_the_stores_refuse() -> None:
+    dataset = EvalDataset("d", [SourceDocument("a", "Ti\x96tle", "te\x00xt\x0cmore")], {}, {}, "fp")
+    [document] = cleaned(dataset).documents
+    assert (document.document_id, document.title, document.text) == ("a", "Title", "text\nmore")
+    assert cleaned(dataset).fingerprint == "fp"  # the same index: its key hashes the files read
 
 
 def _chunk(document_id: str, position: int, score: float) -> ScoredChunk:
@@ -557,9 +651,47 @@ def test_format_report() -> None:
     assert lines[4].split() == ["hybrid-convex", "0.5000", "0.2500"]
     assert lines[5].split() == ["hybrid-graph", "0.7500", "1.0000"]
     latency = {line.split()[0]: line.split()[1:] for line in lines[7:]}
-    # Columns: encode_dense, dense, encode_bm25, bm25, fuse, graph, rerank, total.
-    assert latency["hybrid-convex"] == ["-", "1.0/2.0", "-", "-", "-", "-", "-", "3.0/4.6"]
-    assert latency["hybrid-graph"] == ["-", "-", "-", "-", "-", "0.5/0.7", "-", "5.0/6.0"]
+    # Columns: encode_dense, dense, encode_bm25, bm25, fuse, gate, graph, rerank, total.
+    assert latency["hybrid-convex"] == ["-", "1.0/2.0", "-", "-", "-", "-", "-", "-", "3.0/4.6"]
+    assert latency["hybrid-graph"] == ["-", "-", "-", "-", "-", "-", "0.5/0.7", "-", "5.0/6.0"]
+
+
+@pytest.mark.unit
+def test_format_report_of_a_leave_one_out_run() -> None:
+    report = {
+        "dataset": "dev_250",
+        "queries": 3,
+        "documents": 30,
+        "chunks": 31,
+        "reranker": "ltr",
+        "tuning": [
+            {
+                "queries": 3,
+                "fit_on_train_queries": 809,
+                "dense_weight": 0.4,
+                "feedback_adapter": None,
+                "graph_gate": 0.0,
+                "rerank_gate": 0.3,
+                "fit_dataset": "scifact/train",
+            }
+        ],
+        "pipelines": {
+            "adaptive": {
+                "metrics": {"nDCG@10": 0.5},
+                "latency_ms": {"gate": {"p50": 1.0, "p95": 2.0}},
+                "ran": {"graph": 0.85, "rerank": 0.125},
+            },
+        },
+    }
+    lines = format_report(report).splitlines()
+    assert (
+        lines[1]
+        == "tuning: 3 queries <- fit on 809 of scifact/train (dense weight 0.4, gates graph 0.0 rerank 0.3)"
+    )
+    assert "adaptive: gated stages ran graph on 85%, rerank on 12% of the queries" in lines
+    [quality, latency] = [line for line in lines if line.startswith("adaptive ")]
+    assert quality.split() == ["adaptive", "0.5000"]
+    assert latency.split()[6] == "1.0/2.0"  # the gate column, after fuse
 
 
 @pytest.mark.unit
