@@ -399,6 +399,7 @@ def _tables(report: dict[str, Any], paired: bool) -> list[str]:
             lines.append(
                 f"  CPU s/task     {f['process_cpu_s_per_task']:>11.3f}         worker process, all threads"
             )
+            lines.append(f"  second rounds  {f['second_rounds']:>11}         tasks that retrieved again")
     return lines
 
 

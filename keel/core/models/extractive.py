@@ -6,12 +6,15 @@ It reads the question's structure, not any corpus's wording:
     article it sits in), plus a small prior for the reranker's order.
   - A question whose answer sits one hop away (a bridge: "the director of film X was born
     where?") or that compares two things ("which started first, A or B?") needs two documents. So
-    the best *pair* of sentences from two documents is chosen: both well scored, together covering
-    the question, and linked — one names the other's subject (its title or a shared entity), or
-    the question names both. A chain goes one hop further when a third linked sentence covers what
-    the pair left out ("the team that owns the system X depends on" → X's, the system's, the team's).
+    the best *pair* of sentences is chosen: both well scored, together covering the question, and
+    from two linked documents — one names the other's subject (its title or a shared entity), or
+    the question names both — or from one document (no link needed); a pair of unlinked documents
+    costs. A chain goes one hop further when a third linked sentence covers what the pair left out
+    ("the team that owns the system X depends on" → X's, the system's, the team's).
   - A lone sentence is the answer when no partner adds anything: single-fact questions stay short.
-Each sentence is quoted once, verbatim, and is its own citation.
+  - A quote that does not name its document's subject is shown after it ("Ilse Varga: She …").
+Each sentence is quoted once, verbatim, and is its own citation. Nothing here is keyed to a corpus:
+the weights were set on HotpotQA dev (bench/answer_offline.py) and checked on the demo questions.
 
 `fit` (keel/core/models/answer_fit.py, shared with the grade step) measures whether the quoted
 sentences answer the question; below `min_fit` the answerer says the documents do not answer.
@@ -76,7 +79,6 @@ _ASKS_TIME = re.compile(
 _ASKS_YES_NO = re.compile(
     r"^\s*(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.IGNORECASE
 )
-_DIGIT = re.compile(r"\d")
 _NUMBER_WORD = re.compile(
     r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|hundred|thousand|million|billion)\b",
     re.IGNORECASE,
@@ -88,7 +90,7 @@ _CAPITALISED = re.compile(r"(?<!^)(?<![.!?] )\b[A-Z][\w'&.-]*")
 
 
 def answer_type(question: str) -> str:
-    """ "number", "time", "yes/no" or "name": what the answer to `question` must hold."""
+    """What the answer to `question` must hold: "number", "time", "yes/no" or "name"."""
     if _ASKS_YES_NO.match(question):
         return "yes/no"
     if _ASKS_NUMBER.search(question):
