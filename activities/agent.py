@@ -210,6 +210,8 @@ class AgentActivities:
                         output={
                             **{name: _ids(hits[:20]) for name, hits in found.hits.items()},
                             "stages_ms": {k: round(v, 2) for k, v in found.stages_ms.items()},
+                            # An adaptive pipeline's stages, each with whether it ran and why.
+                            "gates": {k: asdict(g) for k, g in found.gates.items()},
                         }
                     )
                     per_query.append(found.chunks)
@@ -226,7 +228,7 @@ class AgentActivities:
     @permanent_errors()
     def rerank(self, inp: RerankInput) -> RerankOutput:
         pause_if_asked("rerank", self._settings.faults)
-        reranker = self._retriever.active_reranker(self._pipeline)
+        reranker = self._retriever.active_reranker(self._pipeline, inp.candidates)
         with self._tracer.observe(_task_id(), _key("rerank"), "rerank", "retriever", asdict(inp)) as obs:
             watch = Stopwatch()
             ranked = self._retriever.ranked(inp.tenant, inp.question, inp.candidates, self._pipeline)
