@@ -378,6 +378,7 @@ class AgentActivities:
             another_round = needs_another_round(
                 grounding=grounding.score,
                 threshold=agent.grounding_threshold,
+                multi_hop=is_multi_hop(inp.question),
                 round=inp.round,
                 max_rounds=agent.max_retrieval_rounds,
                 next_entities=entities,

@@ -30,20 +30,18 @@ def needs_another_round(
     *,
     grounding: float,
     threshold: float,
+    multi_hop: bool,
     round: int,
     max_rounds: int,
     next_entities: Sequence[str],
     reviewed: bool,
 ) -> bool:
-    """Retrieve again when the draft is weakly grounded, while rounds are left and there is an
-    entity to follow. Never for a draft a reviewer asked for: it goes back to them.
-
-    A multi-hop question is no reason by itself: the answerer follows the hop across the first
-    round's passages, and a forced second round (done until issue 17) changed no HotpotQA dev
-    answer's fact or citations while it doubled those tasks' work."""
+    """Retrieve again when the draft is weakly grounded, or (once) when the question is multi-hop;
+    only while rounds are left and there is an entity to follow. Never for a draft a reviewer
+    asked for: it goes back to them."""
     if reviewed or round >= max_rounds or not next_entities:
         return False
-    return grounding < threshold
+    return grounding < threshold or (multi_hop and round == 1)
 
 
 def refined_query(question: str, entities: Sequence[str]) -> str:

@@ -40,6 +40,7 @@ def _round(**overrides: Any) -> bool:
     values: dict[str, Any] = {
         "grounding": 0.9,
         "threshold": 0.5,
+        "multi_hop": False,
         "round": 1,
         "max_rounds": 2,
         "next_entities": ["Kestrel"],
@@ -53,10 +54,11 @@ def _round(**overrides: Any) -> bool:
     [
         ({}, False),  # well grounded, one hop: done
         ({"grounding": 0.3}, True),  # weak: look further
-        ({"grounding": 0.3, "round": 2, "max_rounds": 3}, True),  # weak again, a round left
+        ({"multi_hop": True}, True),  # a chain: follow it once...
+        ({"multi_hop": True, "round": 2, "max_rounds": 3}, False),  # ...only once
         ({"grounding": 0.3, "round": 2}, False),  # no rounds left
         ({"grounding": 0.3, "next_entities": []}, False),  # nowhere to go
-        ({"grounding": 0.3, "reviewed": True}, False),  # back to the reviewer
+        ({"grounding": 0.3, "multi_hop": True, "reviewed": True}, False),  # back to the reviewer
         ({"grounding": 0.5}, False),  # the threshold itself is grounded enough
     ],
 )
