@@ -38,7 +38,7 @@ def assess(question: str, draft: Generation, passages: Sequence[ScoredChunk], em
     paraphrased = [s for s in answer_sentences if s not in corpus and not any(q in s for q in verbatim)]
     passage_sentences = [s for p in passages for s in split_sentences(p.text)] if paraphrased else []
     vectors = embed([question, *quotes, *paraphrased, *passage_sentences])
-    q, rest = vectors[0], vectors[1:]
+    asked_vector, rest = vectors[0], vectors[1:]
     quote_vectors, rest = rest[: len(quotes)], rest[len(quotes) :]
     own, sources = rest[: len(paraphrased)], rest[len(paraphrased) :]
     supported = len(answer_sentences) - len(paraphrased)
@@ -48,10 +48,14 @@ def assess(question: str, draft: Generation, passages: Sequence[ScoredChunk], em
     cited_titles = [titles.get(c.chunk_id, "") for c in draft.citations]
     asked = terms(question)
     covered = coverage(
-        asked, set().union(*(terms(q) for q in quotes)), set().union(*(title_terms(t) for t in cited_titles))
+        asked,
+        set().union(*(terms(quote) for quote in quotes)),
+        set().union(*(title_terms(title) for title in cited_titles)),
     )
     relevance = fit(
-        max(dot(q, v) for v in quote_vectors), covered, any(names_subject(asked, t) for t in cited_titles)
+        max(dot(asked_vector, v) for v in quote_vectors),
+        covered,
+        any(names_subject(asked, title) for title in cited_titles),
     )
     return Grounding(
         score=round(support * relevance, 4), support=round(support, 4), relevance=round(relevance, 4)
