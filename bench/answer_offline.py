@@ -24,19 +24,25 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import statistics
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from ingestion.entities import extract_entities
-from keel.app.answer_eval import demo_set
+from keel.app.answer_eval import (
+    Question,
+    Record,
+    calibration,
+    demo_set,
+    hotpotqa_set,
+    score_answer,
+    summarise,
+)
 from keel.app.eval_index import TENANT, falkordb_url, index_directory, open_index
-from keel.core.answer_metrics import answer_words, best_f1, fact_found, yes_no_correct, yes_no_gold
 from keel.core.chunks import ScoredChunk
-from keel.core.models.extractive import NO_ANSWER, ExtractiveProvider
+from keel.core.models.extractive import ExtractiveProvider
 from keel.core.models.grounding import assess
 from keel.core.pipelines import pipeline_named
 from keel.core.settings import Settings
@@ -45,18 +51,6 @@ from retrieval.eval_data import EvalDataset, load_hotpotqa
 from retrieval.factories import make_dense_encoder, make_reranker
 from retrieval.pipeline import Retriever
 from retrieval.types import SourceDocument
-
-THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-
-
-def _golds(path: Path) -> dict[str, list[str]]:
-    golds = {}
-    with path.open(encoding="utf-8") as lines:
-        for row in (json.loads(line) for line in lines if line.strip()):
-            golds[str(row["question_id"])] = [
-                str(s) for a in row.get("answers_objects", []) for s in a.get("spans", [])
-            ]
-    return golds
 
 
 def _passage(chunk: ScoredChunk) -> dict[str, Any]:
@@ -88,7 +82,10 @@ def _demo() -> tuple[EvalDataset, dict[str, list[str]]]:
 def dump_passages(path: Path | None, settings: Settings, limit: int) -> dict[str, Any]:
     """Every question's passages as the agent's first round gets them, with and without its
     supporting paragraphs in the pool."""
-    dataset, golds = (load_hotpotqa(path), _golds(path)) if path is not None else _demo()
+    if path is not None:
+        dataset, golds = load_hotpotqa(path), {q.id: q.answers for q in hotpotqa_set(path).questions}
+    else:
+        dataset, golds = _demo()
     dense = make_dense_encoder(settings)
     sparse = SparseEncoder()
     pipeline = pipeline_named(settings.retrieval.pipeline)
@@ -150,9 +147,10 @@ def score_answers(dump: dict[str, Any], settings: Settings, vector_cache: Path |
     if vector_cache is not None:  # iterations on the answerer: the same sentences every run
         embed = _cached(dense.encode_sentences, vector_cache)
     provider = ExtractiveProvider(embed, find_entities=extract_entities)
-    records: dict[str, list[dict[str, Any]]] = {"answerable": [], "unanswerable": []}
+    records: dict[str, list[Record]] = {"answerable": [], "unanswerable": []}
     cpu: dict[str, float] = {"generate": 0.0, "grade": 0.0}
     for row in dump["rows"]:
+        question = Question(row["id"], row["question"], row["gold"], row["supporting"])
         for kind in records:
             passages = _chunks(row[kind])
             start = time.process_time()
@@ -161,24 +159,8 @@ def score_answers(dump: dict[str, Any], settings: Settings, vector_cache: Path |
             start = time.process_time()
             grade = assess(row["question"], gen, passages, embed)
             cpu["grade"] += time.process_time() - start
-            abstained = gen.answer == NO_ANSWER or not gen.citations
-            yes_no = yes_no_gold(row["gold"])
-            cited = {c.document_id for c in gen.citations}
-            records[kind].append(
-                {
-                    "id": row["id"],
-                    "answer": gen.answer,
-                    "abstained": abstained,
-                    "yes_no": yes_no_correct(gen.answer, yes_no) if yes_no else None,
-                    "fact": None if yes_no else fact_found(gen.answer, row["gold"]),
-                    "f1": None if yes_no else best_f1(gen.answer, row["gold"]),
-                    "both_cited": set(row["supporting"]) <= cited,
-                    "words": answer_words(gen.answer),
-                    "sentences": len(gen.citations),
-                    "quotes": [c.quote for c in gen.citations],
-                    "grade": grade.score,
-                }
-            )
+            cited = [c.document_id for c in gen.citations]
+            records[kind].append(score_answer(question, gen.answer, cited, gen.model, grade.score))
     return {"records": records, "cpu_s": cpu, "answers": sum(len(r) for r in records.values())}
 
 
@@ -203,31 +185,23 @@ def _share(part: int, whole: int) -> str:
 
 def report(scored: dict[str, Any]) -> str:
     answerable, unanswerable = scored["records"]["answerable"], scored["records"]["unanswerable"]
-    facts = [r for r in answerable if r["fact"] is not None]
-    yes_no = [r for r in answerable if r["yes_no"] is not None]
+    a, u = summarise(answerable), summarise(unanswerable)
     lines = [
-        f"answerable {len(answerable)}: fact {_share(sum(r['fact'] for r in facts), len(facts))}"
-        f"  F1 {statistics.fmean(r['f1'] for r in facts):.3f}"
-        f"  yes/no {_share(sum(r['yes_no'] for r in yes_no), len(yes_no))}"
-        f"  both cited {_share(sum(r['both_cited'] for r in answerable), len(answerable))}"
-        f"  refused {_share(sum(r['abstained'] for r in answerable), len(answerable))}"
-        f"  median words {statistics.median(r['words'] for r in answerable):.0f}",
-        f"unanswerable {len(unanswerable)}: abstained "
-        f"{_share(sum(r['abstained'] for r in unanswerable), len(unanswerable))}",
+        f"answerable {a['n']}: fact {_share(a['fact'], a['fact_n'])}  F1 {a['f1'] or 0:.3f}"
+        f"  yes/no {_share(a['yes_no'], a['yes_no_n'])}  both cited {_share(a['docs_cited'], a['docs_n'])}"
+        f"  refused {_share(a['abstained'], a['n'])}  median words {a['median_words']:.0f}",
+        f"unanswerable {u['n']}: abstained {_share(u['abstained'], u['n'])}",
         f"CPU per answer: generate {scored['cpu_s']['generate'] / scored['answers'] * 1000:.1f} ms,"
         f" grade {scored['cpu_s']['grade'] / scored['answers'] * 1000:.1f} ms",
         "",
-        "grade calibration (review when grade < t): wrong = answerable without the fact or yes/no wrong,",
-        "and unanswerable not abstained; right = answerable with the fact (or yes/no right), not abstained",
+        "grade calibration (keel eval's): answers sent, held back when the grade < t",
         f"{'t':>5} {'wrong caught':>18} {'right held':>18}",
     ]
-    sent = [r for r in answerable + unanswerable if not r["abstained"]]
-    right = [r for r in sent if r in answerable and (r["fact"] or r["yes_no"])]
-    wrong = [r for r in sent if r not in right]
-    for t in THRESHOLDS:
-        caught = sum(r["grade"] < t for r in wrong)
-        held = sum(r["grade"] < t for r in right)
-        lines.append(f"{t:>5.2f} {_share(caught, len(wrong)):>18} {_share(held, len(right)):>18}")
+    table = calibration(answerable, unanswerable)
+    for row in table["rows"]:
+        caught = _share(row["wrong_caught"], table["wrong_n"])
+        held = _share(row["right_held"], table["right_n"])
+        lines.append(f"{row['threshold']:>5.2f} {caught:>18} {held:>18}")
     return "\n".join(lines)
 
 
@@ -257,7 +231,8 @@ def main() -> None:
     scored = score_answers(dump, settings, args.vector_cache)
     print(report(scored))
     if args.out:
-        args.out.write_text(json.dumps(scored, indent=1))
+        records = {kind: [asdict(r) for r in rs] for kind, rs in scored["records"].items()}
+        args.out.write_text(json.dumps({**scored, "records": records}, indent=1))
 
 
 if __name__ == "__main__":

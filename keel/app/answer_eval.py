@@ -212,30 +212,48 @@ def demo_set(max_queries: int = 0) -> AnswerSet:
 
 
 def score(question: Question, result: TaskResult | None, latency: float, error: str = "") -> Record:
-    """One answer against its question's golds and expected documents."""
-    answer = (result.answer or "") if result else ""
-    cited = sorted({c.document_id for c in result.citations}) if result else []
+    """One task's answer against its question's golds and expected documents."""
+    record = score_answer(
+        question,
+        (result.answer or "") if result else "",
+        [c.document_id for c in result.citations] if result else [],
+        result.model if result else FAILED,
+        result.grounding if result else 0.0,
+    )
+    record.latency = round(latency, 3)
+    record.cost = result.usage.cost if result else 0.0
+    record.cpu_ms = _cpu_by_step(result)
+    record.rounds = result.rounds if result else 0
+    record.error = error
+    return record
+
+
+def score_answer(
+    question: Question, answer: str, cited: Sequence[str], model: str, grounding: float
+) -> Record:
+    """An answer (and the documents it cites) against the question's golds and expected documents;
+    what `score` reads from a task result, or bench/answer_offline.py from the answer step alone."""
+    documents = sorted(set(cited))
     gold_yes_no = yes_no_gold(question.answers)
     return Record(
         id=question.id,
         question=question.text,
         gold=question.answers,
         answer=answer,
-        model=result.model if result else FAILED,
+        model=model,
         fact=None if gold_yes_no else fact_found(answer, question.answers),
         f1=None if gold_yes_no else round(best_f1(answer, question.answers), 4),
         yes_no=yes_no_correct(answer, gold_yes_no) if gold_yes_no else None,
-        cited=cited,
+        cited=documents,
         expected_documents=question.documents,
-        both_cited=set(question.documents) <= set(cited) if question.documents else None,
-        abstained=not answer.strip() or normalize_answer(answer) == normalize_answer(NO_ANSWER) or not cited,
+        both_cited=set(question.documents) <= set(documents) if question.documents else None,
+        abstained=not answer.strip()
+        or normalize_answer(answer) == normalize_answer(NO_ANSWER)
+        or not documents,
         words=answer_words(answer),
-        latency=round(latency, 3),
-        cost=result.usage.cost if result else 0.0,
-        grounding=result.grounding if result else 0.0,
-        cpu_ms=_cpu_by_step(result),
-        rounds=result.rounds if result else 0,
-        error=error,
+        latency=0.0,
+        cost=0.0,
+        grounding=grounding,
     )
 
 

@@ -79,6 +79,8 @@ _ASKS_TIME = re.compile(
 _ASKS_YES_NO = re.compile(
     r"^\s*(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.IGNORECASE
 )
+_NUMBER = re.compile(r"\d[\d,.]*")
+_INTEGER = re.compile(r"\d+")
 _NUMBER_WORD = re.compile(
     r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|hundred|thousand|million|billion)\b",
     re.IGNORECASE,
@@ -105,13 +107,11 @@ def holds_type(sentence: str, kind: str, question: str) -> bool:
     say: the answer is what the question lacks."""
     asked = question.casefold()
     if kind == "number":
-        found = [m.group() for m in re.finditer(r"\d[\d,.]*", sentence)] + _NUMBER_WORD.findall(sentence)
+        found = _NUMBER.findall(sentence) + _NUMBER_WORD.findall(sentence)
     elif kind == "time":
         found = [m.group() for m in _TIME.finditer(sentence)]
     elif kind == "name":
-        found = [m.group() for m in _CAPITALISED.finditer(sentence)] + [
-            m.group() for m in re.finditer(r"\d+", sentence)
-        ]
+        found = _CAPITALISED.findall(sentence) + _INTEGER.findall(sentence)
     else:
         return True
     return any(f.casefold().strip(".") not in asked for f in found if f)
@@ -256,9 +256,7 @@ class ExtractiveProvider:
         _, a, b = max(pairs, key=lambda p: p[0])
         # A partner joins when it is a hop (linked, or the question names both documents) or when
         # it covers what the best sentence left out; otherwise one sentence answers.
-        hop = a.passage.document_id != b.passage.document_id and (
-            self._linked(a, b, asked_names) or {a.passage.document_id, b.passage.document_id} <= named
-        )
+        hop = self._hop(a, b, named, asked_names)
         gain = coverage(asked, a.terms | b.terms, a.context | b.context) - coverage(
             asked, best.terms, best.context
         )
@@ -279,10 +277,7 @@ class ExtractiveProvider:
         hop), and a bonus when they are linked (one names the other's subject, or they share a
         name the question does not have) or the question names both their documents."""
         together = coverage(asked, a.terms | b.terms, a.context | b.context)
-        # Two sentences of one document need no link: they share its subject (and no bonus).
-        linked = a.passage.document_id != b.passage.document_id and (
-            self._linked(a, b, asked_names) or {a.passage.document_id, b.passage.document_id} <= named
-        )
+        linked = self._hop(a, b, named, asked_names)
         return (
             a.score
             + b.score
@@ -292,6 +287,13 @@ class ExtractiveProvider:
             + (_LINK_BONUS if linked else 0.0)
             - (_UNLINKED_COST if not linked and a.passage.document_id != b.passage.document_id else 0.0)
         )
+
+    def _hop(self, a: _Sentence, b: _Sentence, named: set[str], asked_names: set[str]) -> bool:
+        """Two documents a chain crosses: linked, or both named by the question (a comparison).
+        Two sentences of one document are no hop: they share its subject, and need no link."""
+        if a.passage.document_id == b.passage.document_id:
+            return False
+        return self._linked(a, b, asked_names) or {a.passage.document_id, b.passage.document_id} <= named
 
     def _next_hop(
         self, chain: list[_Sentence], sentences: list[_Sentence], asked: set[str], asked_names: set[str]
