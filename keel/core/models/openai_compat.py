@@ -176,10 +176,13 @@ class OpenAICompatibleProvider:
         return [citation for _, citation, _ in verified], notes
 
     def _best_quote(self, answer: str, passage: ScoredChunk) -> tuple[Citation, float]:
-        """The passage's sentence closest to the answer, and how close (MiniLM cosine)."""
+        """The passage's sentence closest to one of the answer's sentences, and how close (MiniLM
+        cosine): a claim is backed by one sentence, whatever else the answer goes on to say."""
         sentences = split_sentences(passage.text) or [passage.text[:200]]
-        vectors = self._embed([answer, *sentences])
-        closeness = [dot(vectors[0], v) for v in vectors[1:]]
+        claims = split_sentences(answer) or [answer]
+        vectors = self._embed([*claims, *sentences])
+        said, quoted = vectors[: len(claims)], vectors[len(claims) :]
+        closeness = [max(dot(claim, v) for claim in said) for v in quoted]
         best = max(range(len(sentences)), key=lambda i: closeness[i])
         citation = Citation(document_id=passage.document_id, chunk_id=passage.chunk_id, quote=sentences[best])
         return citation, closeness[best]

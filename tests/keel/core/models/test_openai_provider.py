@@ -149,3 +149,11 @@ def test_a_claimed_citation_without_support_is_dropped_and_flagged(embed: Embed)
     assert notes and "[2]" in notes[0]
     # An answer that says the documents do not hold it cites nothing: it abstained.
     assert provider._citations("The documents do not say who the chief executive is.", passages)[0] == []
+
+
+def test_a_supported_claim_is_cited_whatever_the_answer_adds_after_it(embed: Embed) -> None:
+    # SmolLM2 once answered a claim with no marker, then trailing markup: the claim still cites.
+    provider = _provider(f"http://127.0.0.1:{free_port()}/v1", embed)
+    answer = 'Team Aurora is led by Maya Okafor.\n<script>document.getElementById("box");</script>'
+    citations, _ = provider._citations(answer, PASSAGES)
+    assert citations and citations[0].quote == "Team Aurora is led by Maya Okafor."
