@@ -249,6 +249,20 @@ def wait_until_ready(url: str, supervisor: Supervisor, timeout_s: float) -> None
     raise TimeoutError(f"{url} did not answer 200 within {timeout_s} s; see the logs in the data dir")
 
 
+class StopRequested(Exception):
+    """Ctrl-C or SIGTERM: `keel up` stops every service, whatever it was waiting for."""
+
+
+def _stop_now(stop: threading.Event, *_: object) -> None:
+    """The first signal ends whatever the launcher is doing: raised in the main thread, it cuts
+    short a wait of up to READY_TIMEOUT_S for the API, or the Temporal and FalkorDB waits, which
+    poll without looking at `stop`. A second signal while stopping only lets the stop finish."""
+    if stop.is_set():
+        return
+    stop.set()
+    raise StopRequested
+
+
 def run_platform(settings: Settings, demo: bool) -> int:
     """`keel up`: start and supervise everything until Ctrl-C or SIGTERM; returns the exit code."""
     from keel.app.demo import ask_demo_question, ingest_demo_corpus
@@ -266,13 +280,12 @@ def run_platform(settings: Settings, demo: bool) -> int:
         settings = with_falkordb_password(settings, password)
         env["KEEL_FALKORDB__PASSWORD"] = password
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-
     supervisor = Supervisor()
     client = make_redis(settings.falkordb_url)  # connects on first use, once FalkorDB is up
     keys = KeyStore(client)
     try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, partial(_stop_now, stop))
         if not settings.temporal.address:
             t = settings.temporal
             supervisor.add(
@@ -306,6 +319,8 @@ def run_platform(settings: Settings, demo: bool) -> int:
             supervisor.check()
             stop.wait(0.5)
         return 0
+    except StopRequested:
+        return 0
     except TimeoutError as err:
         log.error("%s", err)
         return 1
@@ -313,6 +328,7 @@ def run_platform(settings: Settings, demo: bool) -> int:
         log.error("FalkorDB at %s is unavailable: %s", settings.falkordb_address, err)
         return 1
     finally:
+        stop.set()  # from here a signal no longer raises: the stop below must run to its end
         client.close()
         supervisor.stop_all()
 

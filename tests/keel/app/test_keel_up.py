@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -95,3 +96,41 @@ def test_keel_up_shows_the_admin_key_once_and_guards_falkordb(tmp_path: Path) ->
         client = make_redis(settings.falkordb_url)
         assert KeyStore(client).verify(secret) is not None
         client.close()
+
+
+def test_keel_up_stops_at_once_while_it_waits_for_the_services(tmp_path: Path) -> None:
+    # An external Temporal address where nothing listens keeps /readyz at 503, so the launcher is
+    # held in its readiness wait (up to READY_TIMEOUT_S, 240 s) when SIGTERM arrives.
+    api_port, falkordb_port = free_port(), free_port()
+    data_dir = tmp_path / "data"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEEL_")},
+        "HF_HUB_OFFLINE": "1",
+        "KEEL_DATA_DIR": str(data_dir),
+        "KEEL_API__PORT": str(api_port),
+        "KEEL_FALKORDB__PORT": str(falkordb_port),
+        "KEEL_TEMPORAL__ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    stderr = tmp_path / "stderr"
+    with stderr.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "keel.app.cli", "up", "--no-demo"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not (data_dir / "logs" / "api.log").exists():  # the API is spawned: the wait is on
+            assert process.poll() is None, f"keel up exited: {stderr.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "keel up never started the API"
+            time.sleep(0.2)
+        time.sleep(1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, stderr.read_text()[-3000:]
+        assert "Traceback" not in stderr.read_text()
+        with pytest.raises(redis.ConnectionError):  # FalkorDB, its child, was stopped too
+            make_redis(f"redis://127.0.0.1:{falkordb_port}").ping()
+    finally:
+        stop_process(process, grace_s=10)
