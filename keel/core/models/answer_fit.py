@@ -15,6 +15,7 @@ answerable questions and 0.808 of the unanswerable ones.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 # The calibrated weights: fit = (cosine + 0.7 covered + 0.4 named - 0.8) / 1.2, clamped to [0, 1].
 _COVERED_WEIGHT = 0.7
@@ -34,6 +35,8 @@ _STOP = frozenset(
 )  # fmt: skip
 _IRREGULAR = {"led": "lead", "ran": "run", "held": "hold", "built": "build", "kept": "keep", "paid": "pay"}
 # What a title carries besides the name of its subject: "(film)", a file's extension.
+# A parenthetical aside, innermost first (nested ones are rare), with the space before it.
+_ASIDE = re.compile(r"\s*\([^()]*\)")
 _TITLE_NOISE = re.compile(r"\([^)]*\)|\.(md|markdown|txt|html?|pdf|docx)$", re.IGNORECASE)
 
 
@@ -61,6 +64,13 @@ def subject_names(title: str) -> list[str]:
 def display_title(title: str) -> str:
     """A title as a reader names its subject: "Nola (film)" → "Nola", "gate-codes.md" → "gate-codes"."""
     return " ".join(_TITLE_NOISE.sub(" ", title).split())
+
+
+def without_asides(text: str, keep: Callable[[str], bool] = lambda _aside: False) -> str:
+    """`text` without the parenthetical asides `keep` does not want ("Gal Gadot (born 30 April
+    1985) is …" → "Gal Gadot is …"): an encyclopedia's first sentence can spend a third of its
+    words on dates, pronunciations and names in other languages."""
+    return _ASIDE.sub(lambda m: m.group() if keep(m.group()) else "", text)
 
 
 def title_terms(title: str) -> set[str]:

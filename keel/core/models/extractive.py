@@ -37,6 +37,7 @@ from keel.core.models.answer_fit import (
     subject_names,
     terms,
     title_terms,
+    without_asides,
 )
 from keel.core.models.base import Embed, Generation, dot, split_sentences
 
@@ -58,6 +59,11 @@ _REDUNDANCY = 1.0
 _SAME_FACT = 0.85
 # A partner that is no hop joins only when it covers this much more of the question.
 _PARTNER_GAIN = 0.05
+# A question with a relative clause is a bridge in two parts: "Who leads the team | that Kwame
+# Adeyemi is a member of?" The clause finds the bridge (his team); the main part asks about it.
+_RELATIVE = re.compile(r"^(?P<main>\S.*?\S)\s+(?:that|who|whom)\s+(?P<clause>\S.*)$", re.IGNORECASE)
+# Weight of how well a linked pair reads as clause-then-main (see `_Bridge.fit`).
+_BRIDGE_WEIGHT = 0.4
 # (text, names already known from the context) → entity names in the text.
 FindEntities = Callable[[str, Sequence[str]], list[str]]
 
@@ -88,6 +94,8 @@ _NUMBER_WORD = re.compile(
 _TIME = re.compile(
     r"\b\d{3,4}s?\b|\b(January|February|March|April|May|June|July|August|September|October|November|December)\b"
 )
+# An aside of capitalised words only: " (Canary Islands, Spain)", " (IBM)".
+_NAMES_ONLY = re.compile(r"\s*\(\s*[A-Z][\w'&.-]*(?:[\s,]+[A-Z][\w'&.-]*)*\s*\)")
 _CAPITALISED = re.compile(r"(?<!^)(?<![.!?] )\b[A-Z][\w'&.-]*")
 
 
@@ -130,6 +138,56 @@ class _Sentence:
     score: float = 0.0
 
 
+# A sentence relating a name the question names the other way round ("Cinder does not depend on
+# any other system" for "which systems depend on Cinder?") loses this.
+_DIRECTION_COST = 0.2
+# A relation word this close to a name (in words) says which side of the relation the name is on.
+_RELATION_WINDOW = 3
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def relation_sides(text: str, name: str, relation: set[str]) -> dict[str, bool]:
+    """For each relation term (stemmed) near `name` in `text`: whether the name is its object
+    ("depend on Cinder", "Cinder is depended on by": True) rather than its subject ("Cinder
+    depends on", "sponsored by Oren Delacroix": False). Word order, turned round by a passive
+    "by" right after the relation word."""
+    tokens = _TOKEN.findall(text.casefold())
+    words = _TOKEN.findall(name)
+    starts = [i for i in range(len(tokens) - len(words) + 1) if tokens[i : i + len(words)] == words]
+    if not words or not starts:
+        return {}
+    first, last = starts[0], starts[0] + len(words)
+    sides: dict[str, bool] = {}
+    for k in range(max(0, first - _RELATION_WINDOW), min(len(tokens), last + _RELATION_WINDOW)):
+        stem = terms(tokens[k])
+        if first <= k < last or not stem & relation:
+            continue
+        passive = k + 1 < len(tokens) and tokens[k + 1] == "by"
+        sides.setdefault(next(iter(stem & relation)), (k < first) != passive)
+    return sides
+
+
+@dataclass(frozen=True)
+class _Bridge:
+    """A bridge question's two parts: the relative clause's terms and names, and the main part's
+    terms."""
+
+    main: set[str]
+    clause: set[str]
+    clause_names: set[str]
+
+    def fit(self, first: _Sentence, second: _Sentence) -> float:
+        """How well `first` answers the clause and `second` the main part. A second hop that
+        names the clause's own subject answers something else about it ("Team Meridian owns
+        Atlas Portal" for "the team that owns the system Atlas Portal depends on")."""
+        about_clause = any(mentions(second.text, n) for n in self.clause_names)
+        return (
+            coverage(self.clause, first.terms, first.context)
+            + coverage(self.main, second.terms, second.context)
+            - (1.0 if about_clause else 0.0)
+        )
+
+
 def _distinct_sentences(passages: Sequence[ScoredChunk]) -> list[_Sentence]:
     """Each sentence once, from the best-ranked passage that has it: neighbouring chunks overlap
     (and documents repeat each other), and a sentence quoted twice made answers like "X. X."."""
@@ -145,9 +203,23 @@ def _distinct_sentences(passages: Sequence[ScoredChunk]) -> list[_Sentence]:
     return found
 
 
-def shown(quote: str, title: str) -> str:
-    """A quote as the answer shows it: after its document's subject when it does not name it
-    ("Gal Gadot: She started with …"), since a quote out of its article loses who "she" is."""
+def shown(quote: str, title: str, question: str) -> str:
+    """A quote as the answer shows it: without the parenthetical asides that hold nothing the
+    question asks about, and after its document's subject when it does not name it ("Gal Gadot:
+    She started with …"), since a quote out of its article loses who "she" is. The citation
+    keeps the whole quote."""
+    kind = answer_type(question)
+    # Question terms the quote has only in an aside ("Nola (born 1961)" for "born when?").
+    asked_here = terms(question) - terms(without_asides(quote))
+
+    def wanted(aside: str) -> bool:
+        return (
+            bool(terms(aside) & asked_here)
+            or (kind in ("number", "time") and holds_type(aside, kind, question))
+            or _NAMES_ONLY.fullmatch(aside) is not None  # a place or another name: "(Canary Islands, Spain)"
+        )
+
+    quote = without_asides(quote, wanted)
     subject = display_title(title)
     if not subject or any(mentions(quote, n) for n in subject_names(title)):
         return quote
@@ -192,7 +264,7 @@ class ExtractiveProvider:
         if not kept:
             return answered
         titles = {p.chunk_id: p.title for p in passages}
-        answer = " ".join(shown(c.quote, titles.get(c.chunk_id, "")) for c in kept)
+        answer = " ".join(shown(c.quote, titles.get(c.chunk_id, ""), question) for c in kept)
         return Generation(answer=answer, citations=kept, model=self.model)
 
     def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Generation:
@@ -215,12 +287,15 @@ class ExtractiveProvider:
                 - (_PRONOUN_PENALTY if _PRONOUN_START.match(sentence.text) else 0.0)
                 + (_TYPE_BONUS if holds_type(sentence.text, kind, question) else 0.0)
             )
-        chosen = self._choose(question, asked, sentences)
-        covered = coverage(
-            asked, set().union(*(s.terms for s in chosen)), set().union(*(s.context for s in chosen))
-        )
-        named = any(names_subject(asked, s.passage.title) for s in chosen)
-        quality = fit(max(s.cosine for s in chosen), covered, named)
+        self._penalise_reversed(question, asked, sentences)
+        bridge = self._bridge(question)
+        chosen = self._choose(question, asked, sentences, bridge)
+        quality = self._fit(asked, chosen)
+        if quality < self._min_fit and bridge is not None:
+            # The clause-then-main reading led nowhere (a relative clause can be read wrongly):
+            # the question read whole may still be answered.
+            chosen = self._choose(question, asked, sentences, None)
+            quality = self._fit(asked, chosen)
         if quality < self._min_fit:
             note = f"no sentence answers the question well enough (fit {quality:.2f} < {self._min_fit})"
             return Generation(answer=NO_ANSWER, citations=[], model=self.model, notes=[note])
@@ -228,13 +303,23 @@ class ExtractiveProvider:
             Citation(document_id=s.passage.document_id, chunk_id=s.passage.chunk_id, quote=s.text)
             for s in chosen
         ]
-        answer = " ".join(shown(s.text, s.passage.title) for s in chosen)
+        answer = " ".join(shown(s.text, s.passage.title, question) for s in chosen)
         # No usage of its own to report: the generate step counts tokens with the encoder's tokenizer.
         return Generation(answer=answer, citations=citations, model=self.model)
 
     # --- choosing the sentences ---------------------------------------------------------------
 
-    def _choose(self, question: str, asked: set[str], sentences: list[_Sentence]) -> list[_Sentence]:
+    @staticmethod
+    def _fit(asked: set[str], chosen: list[_Sentence]) -> float:
+        covered = coverage(
+            asked, set().union(*(s.terms for s in chosen)), set().union(*(s.context for s in chosen))
+        )
+        named = any(names_subject(asked, s.passage.title) for s in chosen)
+        return fit(max(s.cosine for s in chosen), covered, named)
+
+    def _choose(
+        self, question: str, asked: set[str], sentences: list[_Sentence], bridge: _Bridge | None
+    ) -> list[_Sentence]:
         pool = sorted(sentences, key=lambda s: -s.score)[:_PAIR_POOL]
         best = pool[0]
         if self._max_sentences == 1:
@@ -246,7 +331,7 @@ class ExtractiveProvider:
             n for s in pool for n in subject_names(s.passage.title) if mentions(question, n)
         }
         pairs = [
-            (self._pair_score(a, b, asked, named, asked_names), a, b)
+            (self._pair_score(a, b, asked, named, asked_names, bridge), a, b)
             for i, a in enumerate(pool)
             for b in pool[i + 1 :]
             if dot(a.vector, b.vector) < _SAME_FACT
@@ -262,7 +347,7 @@ class ExtractiveProvider:
         )
         if not hop and gain < _PARTNER_GAIN:
             return [best]
-        chain = self._ordered(a, b)
+        chain = self._ordered(a, b, bridge if hop else None)
         if self._max_sentences >= 3:
             third = self._next_hop(chain, sentences, asked, asked_names)
             if third is not None:
@@ -270,16 +355,25 @@ class ExtractiveProvider:
         return chain
 
     def _pair_score(
-        self, a: _Sentence, b: _Sentence, asked: set[str], named: set[str], asked_names: set[str]
+        self,
+        a: _Sentence,
+        b: _Sentence,
+        asked: set[str],
+        named: set[str],
+        asked_names: set[str],
+        bridge: _Bridge | None,
     ) -> float:
         """Both sentences' closeness to the question, the coverage they reach together (what both
         cover counts once), less their closeness to each other (two wordings of one fact are no
         hop), and a bonus when they are linked (one names the other's subject, or they share a
-        name the question does not have) or the question names both their documents."""
+        name the question does not have) or the question names both their documents. A linked
+        pair of a bridge question also scores how well it reads as clause, then main part."""
         together = coverage(asked, a.terms | b.terms, a.context | b.context)
         linked = self._hop(a, b, named, asked_names)
+        parts = max(bridge.fit(a, b), bridge.fit(b, a)) if bridge is not None and linked else 0.0
         return (
-            a.score
+            _BRIDGE_WEIGHT * parts
+            + a.score
             + b.score
             - _COVERAGE_WEIGHT * (a.covered + b.covered)
             + 2 * _COVERAGE_WEIGHT * together
@@ -318,8 +412,11 @@ class ExtractiveProvider:
         ]
         return max(options, key=lambda s: s.score + coverage(remaining, s.terms)) if options else None
 
-    def _ordered(self, a: _Sentence, b: _Sentence) -> list[_Sentence]:
-        """The hop order: the sentence that names the other's subject comes first."""
+    def _ordered(self, a: _Sentence, b: _Sentence, bridge: _Bridge | None) -> list[_Sentence]:
+        """The hop order: a bridge question's clause first, then its main part; otherwise the
+        sentence that names the other's subject comes first."""
+        if bridge is not None and bridge.fit(a, b) != bridge.fit(b, a):
+            return [a, b] if bridge.fit(a, b) > bridge.fit(b, a) else [b, a]
         if any(mentions(b.text, n) for n in subject_names(a.passage.title)) and not any(
             mentions(a.text, n) for n in subject_names(b.passage.title)
         ):
@@ -344,6 +441,32 @@ class ExtractiveProvider:
             for s in sentences
             if any(mentions(question, n) for n in subject_names(s.passage.title))
         }
+
+    def _penalise_reversed(self, question: str, asked: set[str], sentences: list[_Sentence]) -> None:
+        """Relations read in both directions: a sentence that has a name of the question on the
+        other side of the question's relation word than the question does, and on the same side
+        nowhere, answers the inverse question."""
+        for name in {n.casefold() for n in self._entities(question)}:
+            relation = asked - terms(name)
+            wanted = relation_sides(question, name, relation)
+            if not wanted:
+                continue
+            for sentence in sentences:
+                found = relation_sides(sentence.text, name, relation)
+                shared = found.keys() & wanted.keys()
+                if shared and all(found[t] != wanted[t] for t in shared):
+                    sentence.score -= _DIRECTION_COST
+
+    def _bridge(self, question: str) -> _Bridge | None:
+        """The question's two parts when a relative clause splits it, else None."""
+        split = _RELATIVE.match(question.strip().rstrip("?").strip())
+        if split is None:
+            return None
+        main, clause = terms(split["main"]), terms(split["clause"])
+        if not main or not clause:
+            return None
+        names = {n.casefold() for n in self._entities(split["clause"])}
+        return _Bridge(main, clause, names)
 
     def _entities(self, text: str, known: Sequence[str] = ()) -> list[str]:
         return self._find_entities(text, known) if self._find_entities is not None else []

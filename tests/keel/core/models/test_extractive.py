@@ -7,7 +7,7 @@ import pytest
 from keel.core.chunks import ScoredChunk
 from keel.core.models import ExtractiveProvider
 from keel.core.models.base import Embed, split_sentences
-from keel.core.models.extractive import NO_ANSWER
+from keel.core.models.extractive import NO_ANSWER, relation_sides, shown
 from keel.core.settings import Settings
 from retrieval.encoders import DenseEncoder
 
@@ -249,3 +249,71 @@ def test_the_default_abstention_threshold_is_the_calibrated_one() -> None:
     from keel.core.models.answer_fit import MIN_FIT
 
     assert Settings().agent.min_answer_fit == MIN_FIT
+
+
+def test_a_quote_is_shown_without_asides_the_question_does_not_need() -> None:
+    quote = "Nola Varga (born 4 May 1961) is a director from Szeged (Csongrád, Hungary)."
+    shown_for_work = shown(quote, "Nola Varga", "What does Nola Varga do?")
+    assert shown_for_work == "Nola Varga is a director from Szeged (Csongrád, Hungary)."  # a place stays
+    assert shown(quote, "Nola Varga", "When was Nola Varga born?") == quote  # the date is asked for
+    assert shown("She (born 1961) directs.", "Nola Varga", "Who directs?") == "Nola Varga: She directs."
+
+
+def test_relations_are_read_in_both_directions(embed: Embed) -> None:
+    from ingestion.entities import extract_entities
+
+    # Both directions in the one document the question names. (A dependent stated only in its
+    # own document is not enough on its own: no cited document is about Harrow, so the fit is low.)
+    passages = [
+        _doc(
+            "harrow",
+            "Harrow",
+            "Harrow does not depend on any other service; it writes to local disks so it survives outages. "
+            "Vantage and Quillon both depend on Harrow for their storage.",
+        ),
+        _doc("vantage", "Vantage", "Vantage is the route planner of the fleet."),
+    ]
+    provider = ExtractiveProvider(embed, find_entities=extract_entities)
+    dependents = provider.generate("Which services depend on Harrow?", passages)
+    assert "Vantage and Quillon" in dependents.answer and "does not depend" not in dependents.answer
+    dependencies = provider.generate("What does Harrow depend on?", passages)
+    assert dependencies.answer.startswith("Harrow does not depend on any other service"), dependencies.answer
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "object_side"),
+    [
+        ("Vantage and Quillon depend on Harrow.", "harrow", True),
+        ("Harrow does not depend on any other service.", "harrow", False),
+        ("Project Alder is sponsored by Mira Holt.", "mira holt", False),  # a passive "by": the agent
+        ("Project Alder is sponsored by Mira Holt.", "project alder", True),
+    ],
+)
+def test_relation_sides_read_word_order_and_the_passive(text: str, name: str, object_side: bool) -> None:
+    assert relation_sides(text, name, {"depend", "sponsor"}) == {
+        ("depend" if "depend" in text else "sponsor"): object_side
+    }
+
+
+def test_a_relative_clause_is_the_first_hop_and_the_main_part_the_second(embed: Embed) -> None:
+    from ingestion.entities import extract_entities
+
+    passages = [
+        _doc(
+            "lena-ortiz",
+            "Lena Ortiz",
+            "Lena Ortiz is a member of the Pathfinder Crew and is the navigation lead for Beacon.",
+        ),
+        _doc(
+            "pathfinder-crew",
+            "Pathfinder Crew",
+            "Lena Ortiz is a member of the Pathfinder Crew at Harbor Labs. "
+            "The Pathfinder Crew is led by Ravi Menon.",
+        ),
+        _doc("beacon", "Beacon", "Beacon is the ship tracker that the Pathfinder Crew maintains."),
+    ]
+    gen = ExtractiveProvider(embed, find_entities=extract_entities).generate(
+        "Who leads the crew that Lena Ortiz is a member of?", passages
+    )
+    assert "Ravi Menon" in gen.answer, gen.answer
+    assert [c.document_id for c in gen.citations][:2] == ["lena-ortiz", "pathfinder-crew"]

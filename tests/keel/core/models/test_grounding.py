@@ -82,3 +82,19 @@ def test_paraphrase_is_supported_and_an_invented_sentence_is_not(embed: Embed) -
     assert paraphrase.support == 1.0
     assert invented.support == 0.5
     assert invented.score < paraphrase.score
+
+
+def test_a_quote_shown_without_its_asides_is_still_that_quote(embed: Embed) -> None:
+    quote = "Nola Varga (born 4 May 1961 in Szeged) is a Hungarian film director."
+    passages = [ScoredChunk(document_id="nola", chunk_id="nola#0", title="Nola Varga", text=quote)]
+    draft = _draft("Nola Varga is a Hungarian film director.", [("nola#0", quote)])
+    calls: list[list[str]] = []
+
+    def counting(texts: list[str]) -> list[list[float]]:
+        calls.append(texts)
+        return embed(texts)
+
+    grade = assess("What does Nola Varga do?", draft, passages, counting)
+    assert grade.support == 1.0
+    # Recognised as the quote, not compared as a paraphrase: no passage sentence was encoded.
+    assert calls == [["What does Nola Varga do?", quote]]
