@@ -69,6 +69,9 @@ def settings(
         falkordb={"url": falkordb_url, "graph_prefix": f"t{uuid.uuid4().hex[:6]}"},
         # Folder sources are allowed under the session's temporary folders only.
         sources={"roots": [str(tmp_path_factory.getbasetemp())]},
+        # The fullest path, where every agent step does work: the default pipeline (no reranker)
+        # is run by the `keel up` and `keel eval --answers` tests, which take the defaults.
+        retrieval={"pipeline": "hybrid-graph+feedback+rerank"},
         # Tests ask the same questions again and again, each expecting the agent's own run; the
         # answer cache's tests turn it on for themselves (tests/e2e/test_answer_cache.py).
         cache={"enabled": False},

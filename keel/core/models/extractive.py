@@ -11,8 +11,16 @@ It reads the question's structure, not any corpus's wording:
     the question names both — or from one document (no link needed); a pair of unlinked documents
     costs. A chain goes one hop further when a third linked sentence covers what the pair left out
     ("the team that owns the system X depends on" → X's, the system's, the team's).
+  - A question with a relative clause ("Who leads the team that Kwame Adeyemi is a member of?")
+    is read in two parts: the first hop answers the clause and finds the bridge (his team), near
+    the clause's own words; the second answers the main part about the bridge, not about the
+    clause's subject. When that reading leads to no answer, the question is read whole.
+  - Relations are read in both directions: a sentence with the question's name on the other side
+    of its relation word ("Cinder depends on …" for "which systems depend on Cinder?", passives
+    turned round) is scored down.
   - A lone sentence is the answer when no partner adds anything: single-fact questions stay short.
-  - A quote that does not name its document's subject is shown after it ("Ilse Varga: She …").
+  - A quote that does not name its document's subject is shown after it ("Ilse Varga: She …"),
+    and without the parenthetical asides that hold nothing the question asks for.
 Each sentence is quoted once, verbatim, and is its own citation. Nothing here is keyed to a corpus:
 the weights were set on HotpotQA dev (bench/answer_offline.py) and checked on the demo questions.
 
@@ -64,6 +72,14 @@ _PARTNER_GAIN = 0.05
 _RELATIVE = re.compile(r"^(?P<main>\S.*?\S)\s+(?:that|who|whom)\s+(?P<clause>\S.*)$", re.IGNORECASE)
 # Weight of how well a linked pair reads as clause-then-main (see `_Bridge.fit`).
 _BRIDGE_WEIGHT = 0.4
+# Within that, the weight of the clause's words standing next to the bridge name.
+_NEAR_BRIDGE_WEIGHT = 1.5
+# A sentence relating a name the question names the other way round ("Cinder does not depend on
+# any other system" for "which systems depend on Cinder?") loses this.
+_DIRECTION_COST = 0.2
+# A relation word this close to a name (in words) says which side of the relation the name is on.
+_RELATION_WINDOW = 3
+_TOKEN = re.compile(r"[a-z0-9]+")
 # (text, names already known from the context) → entity names in the text.
 FindEntities = Callable[[str, Sequence[str]], list[str]]
 
@@ -138,23 +154,14 @@ class _Sentence:
     score: float = 0.0
 
 
-# A sentence relating a name the question names the other way round ("Cinder does not depend on
-# any other system" for "which systems depend on Cinder?") loses this.
-_DIRECTION_COST = 0.2
-# A relation word this close to a name (in words) says which side of the relation the name is on.
-_RELATION_WINDOW = 3
-_TOKEN = re.compile(r"[a-z0-9]+")
-
-
 def relation_sides(text: str, name: str, relation: set[str]) -> dict[str, bool]:
     """For each relation term (stemmed) near `name` in `text`: whether the name is its object
-    ("depend on Cinder", "Cinder is depended on by": True) rather than its subject ("Cinder
-    depends on", "sponsored by Oren Delacroix": False). Word order, turned round by a passive
-    "by" right after the relation word."""
-    tokens = _TOKEN.findall(text.casefold())
-    words = _TOKEN.findall(name)
-    starts = [i for i in range(len(tokens) - len(words) + 1) if tokens[i : i + len(words)] == words]
-    if not words or not starts:
+    ("depend on Cinder", "Cinder is used by": True) rather than its subject ("Cinder depends
+    on", "sponsored by Oren Delacroix": False). Word order, turned round by a passive "by" right
+    after the relation word."""
+    tokens, words = _TOKEN.findall(text.casefold()), _TOKEN.findall(name)
+    starts = _starts(tokens, words)
+    if not starts:
         return {}
     first, last = starts[0], starts[0] + len(words)
     sides: dict[str, bool] = {}
@@ -177,15 +184,45 @@ class _Bridge:
     clause_names: set[str]
 
     def fit(self, first: _Sentence, second: _Sentence) -> float:
-        """How well `first` answers the clause and `second` the main part. A second hop that
-        names the clause's own subject answers something else about it ("Team Meridian owns
-        Atlas Portal" for "the team that owns the system Atlas Portal depends on")."""
+        """How well `first` answers the clause and `second` the main part, and how close, in
+        `first`, the name that leads to `second` stands to the clause's own words: of "Atlas
+        Portal depends on Wayfinder for arrival times and on Sablegate for customer sign-in", the
+        clause "that Atlas Portal depends on for customer sign-in" leads to Sablegate. A second
+        hop that names the clause's own subject answers something else about it ("Team Meridian
+        owns Atlas Portal" for "the team that owns the system Atlas Portal depends on")."""
         about_clause = any(mentions(second.text, n) for n in self.clause_names)
         return (
             coverage(self.clause, first.terms, first.context)
             + coverage(self.main, second.terms, second.context)
+            + _NEAR_BRIDGE_WEIGHT * self._near_bridge(first, second)
             - (1.0 if about_clause else 0.0)
         )
+
+    def _near_bridge(self, first: _Sentence, second: _Sentence) -> float:
+        """Share of the clause's words (its names aside) within a few words of where `first`
+        names `second`'s subject, or a name both share."""
+        wanted = self.clause - set().union(*(terms(n) for n in self.clause_names))
+        if not wanted:
+            return 0.0
+        links = [*subject_names(second.passage.title), *(first.names & second.names)]
+        near = set().union(*(terms(" ".join(window)) for n in links for window in _around(first.text, n)))
+        return len(wanted & near) / len(wanted)
+
+
+def _starts(tokens: list[str], words: list[str]) -> list[int]:
+    """Where the word sequence `words` (a name) starts in `tokens`."""
+    if not words:
+        return []
+    return [i for i in range(len(tokens) - len(words) + 1) if tokens[i : i + len(words)] == words]
+
+
+def _around(text: str, name: str) -> list[list[str]]:
+    """The words within `_RELATION_WINDOW` of each mention of `name` (casefolded) in `text`."""
+    tokens, words = _TOKEN.findall(text.casefold()), _TOKEN.findall(name)
+    return [
+        tokens[max(0, i - _RELATION_WINDOW) : i + len(words) + _RELATION_WINDOW]
+        for i in _starts(tokens, words)
+    ]
 
 
 def _distinct_sentences(passages: Sequence[ScoredChunk]) -> list[_Sentence]:

@@ -317,3 +317,21 @@ def test_a_relative_clause_is_the_first_hop_and_the_main_part_the_second(embed: 
     )
     assert "Ravi Menon" in gen.answer, gen.answer
     assert [c.document_id for c in gen.citations][:2] == ["lena-ortiz", "pathfinder-crew"]
+
+
+def test_the_bridge_is_the_name_next_to_the_clauses_own_words(embed: Embed) -> None:
+    from ingestion.entities import extract_entities
+
+    passages = [
+        _doc(
+            "harbor-app",
+            "Harbor App",
+            "Harbor App depends on Tidemark for its maps and on Coinvault for card payments.",
+        ),
+        _doc("tidemark", "Tidemark", "Tidemark is maintained by the Kelp Crew."),
+        _doc("coinvault", "Coinvault", "Coinvault is maintained by the Reef Crew."),
+    ]
+    gen = ExtractiveProvider(embed, find_entities=extract_entities).generate(
+        "Which crew maintains the service that Harbor App depends on for card payments?", passages
+    )
+    assert "Reef Crew" in gen.answer and "Kelp Crew" not in gen.answer, gen.answer
