@@ -61,8 +61,9 @@ def title_aliases(title: str) -> list[str]:
 
     HTML entities unescaped, a trailing "(...)" qualifier dropped, and the part before ", "
     as a second name when what follows is itself a name (a place: "Boston, Lincolnshire"; not
-    a list: "Alcohol, wine, and health"). Names under 3 characters are dropped (they would
-    match everywhere), and so are all-capitals titles: section headings ("METHODS AND RESULTS").
+    a list: "Alcohol, wine, and health"), and the title without a closing "?" or "!". Names
+    under 3 characters are dropped (they would match everywhere), and so are all-capitals
+    titles: section headings ("METHODS AND RESULTS").
     """
     subject = re.sub(r"\s*\([^()]*\)\s*$", "", html.unescape(title)).strip()
     if not subject or len(subject.split()) > MAX_SUBJECT_WORDS or subject.isupper():
@@ -71,6 +72,9 @@ def title_aliases(title: str) -> list[str]:
     parts = subject.split(", ")
     if len(parts) == 2 and parts[1][:1].isupper():
         names.append(parts[0].strip())
+    # A title ending in "?" or "!" ("Why Is There Air?", "Oklahoma!") is also named without it:
+    # name extraction and query spans drop edge punctuation, so the key with it never matched.
+    names.append(subject.rstrip("?!").strip())
     return [n for n in dict.fromkeys(names) if len(n) >= 3]
 
 

@@ -40,6 +40,8 @@ from retrieval.types import InvalidRequestError, SourceDocument
         ("Lady (Hear Me Tonight) (song)", ["Lady (Hear Me Tonight)"]),
         ("Microglia drive the loss of synapses in the ageing mouse brain", []),
         ("Li, Wei", ["Li, Wei"]),  # "Li" alone is too short to look for
+        ("Why Is There Air?", ["Why Is There Air?", "Why Is There Air"]),
+        ("Oklahoma! (musical)", ["Oklahoma!", "Oklahoma"]),
         ("AB (band)", []),
         ("(film)", []),
         ("", []),
