@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
 
 import httpx
+from harness import BenchError, api_key_headers
 
 from keel.app.demo import demo_questions
 
 
 async def one(client: httpx.AsyncClient, question: str) -> float:
     started = time.perf_counter()
-    task_id = (await client.post("/v1/tasks", json={"question": question, "review": "never"})).json()["id"]
+    submitted = await client.post("/v1/tasks", json={"question": question, "review": "never"})
+    if not submitted.is_success:
+        raise BenchError(f"POST /v1/tasks answered {submitted.status_code}: {submitted.text[:200]}")
+    task_id = submitted.json()["id"]
     while True:
         view = (await client.get(f"/v1/tasks/{task_id}")).json()
         if view["status"] not in ("running", "awaiting_review"):
@@ -32,10 +37,10 @@ async def one(client: httpx.AsyncClient, question: str) -> float:
         await asyncio.sleep(0.1)  # gentle polling: the benchmark shares the 2 cores with Keel
 
 
-async def run(base: str, tasks: int, concurrency: int) -> tuple[float, list[float]]:
+async def run(base: str, headers: dict[str, str], tasks: int, concurrency: int) -> tuple[float, list[float]]:
     questions = [q["question"] for q in demo_questions()]
     slots = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
 
         async def bounded(i: int) -> float:
             async with slots:
@@ -54,16 +59,25 @@ def p95(values: list[float]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--base", default="http://127.0.0.1:8000")
+    parser.add_argument(
+        "--api-key", default=os.environ.get("KEEL_API_KEY", ""), help="default: $KEEL_API_KEY"
+    )
     parser.add_argument("--tasks", type=int, default=48)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    for concurrency in (1, args.concurrency):
-        count = args.tasks if concurrency > 1 else max(8, args.tasks // 4)
-        elapsed, latencies = asyncio.run(run(args.base, count, concurrency))
-        print(
-            f"concurrency {concurrency:>3}: {count} tasks in {elapsed:.1f}s = {count / elapsed:.2f} tasks/s; "
-            f"latency p50 {statistics.median(latencies):.2f}s p95 {p95(latencies):.2f}s"
-        )
+    try:
+        headers = api_key_headers(args.api_key)
+        for concurrency in (1, args.concurrency):
+            count = args.tasks if concurrency > 1 else max(8, args.tasks // 4)
+            elapsed, latencies = asyncio.run(run(args.base, headers, count, concurrency))
+            print(
+                f"concurrency {concurrency:>3}: {count} tasks in {elapsed:.1f}s = "
+                f"{count / elapsed:.2f} tasks/s; "
+                f"latency p50 {statistics.median(latencies):.2f}s p95 {p95(latencies):.2f}s"
+            )
+    except BenchError as err:
+        print(f"concurrent_tasks: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

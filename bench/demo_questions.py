@@ -9,18 +9,23 @@ cited, the rounds taken and the end-to-end latency; then the totals and p50/p95.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 
 import httpx
+from harness import BenchError, api_key_headers
 
 from keel.app.demo import demo_questions
 
 
 def ask(client: httpx.Client, question: str, timeout_s: float = 120) -> tuple[dict, float]:
     started = time.perf_counter()
-    task_id = client.post("/v1/tasks", json={"question": question, "review": "never"}).json()["id"]
+    submitted = client.post("/v1/tasks", json={"question": question, "review": "never"})
+    if not submitted.is_success:
+        raise BenchError(f"POST /v1/tasks answered {submitted.status_code}: {submitted.text[:200]}")
+    task_id = submitted.json()["id"]
     deadline = started + timeout_s
     while time.perf_counter() < deadline:
         view = client.get(f"/v1/tasks/{task_id}").json()
@@ -33,10 +38,18 @@ def ask(client: httpx.Client, question: str, timeout_s: float = 120) -> tuple[di
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="http://127.0.0.1:8000")
+    parser.add_argument(
+        "--api-key", default=os.environ.get("KEEL_API_KEY", ""), help="default: $KEEL_API_KEY"
+    )
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
+    try:
+        headers = api_key_headers(args.api_key)
+    except BenchError as err:
+        print(f"demo_questions: {err}", file=sys.stderr)
+        return 1
     latencies, answered, fully_cited, doc_recall = [], 0, 0, []
-    with httpx.Client(base_url=args.base, timeout=30) as client:
+    with httpx.Client(base_url=args.base, headers=headers, timeout=30) as client:
         questions = demo_questions()
         for q in questions:
             for _ in range(args.repeat):

@@ -39,6 +39,14 @@ class BenchError(Exception):
     """A bench could not measure: what failed, said in one line instead of a traceback."""
 
 
+def api_key_headers(api_key: str) -> dict[str, str]:
+    """The Authorization header of a bench that calls a running Keel (`make up`): every route
+    but the health checks needs a key since issue 15."""
+    if not api_key:
+        raise BenchError("no API key: set KEEL_API_KEY to the key `make up` printed, or pass --api-key")
+    return {"Authorization": f"Bearer {api_key}"}
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
