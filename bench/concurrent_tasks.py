@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
 
 import httpx
-from harness import BenchError, api_key_headers
+from harness import BenchError, add_api_key_argument, api_key_headers
 
 from keel.app.demo import demo_questions
 
@@ -59,9 +58,7 @@ def p95(values: list[float]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--base", default="http://127.0.0.1:8000")
-    parser.add_argument(
-        "--api-key", default=os.environ.get("KEEL_API_KEY", ""), help="default: $KEEL_API_KEY"
-    )
+    add_api_key_argument(parser)
     parser.add_argument("--tasks", type=int, default=48)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()

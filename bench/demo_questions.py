@@ -9,13 +9,12 @@ cited, the rounds taken and the end-to-end latency; then the totals and p50/p95.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 
 import httpx
-from harness import BenchError, api_key_headers
+from harness import BenchError, add_api_key_argument, api_key_headers
 
 from keel.app.demo import demo_questions
 
@@ -38,9 +37,7 @@ def ask(client: httpx.Client, question: str, timeout_s: float = 120) -> tuple[di
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="http://127.0.0.1:8000")
-    parser.add_argument(
-        "--api-key", default=os.environ.get("KEEL_API_KEY", ""), help="default: $KEEL_API_KEY"
-    )
+    add_api_key_argument(parser)
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     try:

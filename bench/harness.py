@@ -7,6 +7,7 @@ Imported by the scripts beside it (`python bench/x.py` puts this folder on the p
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -37,6 +38,12 @@ NOISY_SHARE = 0.05
 
 class BenchError(Exception):
     """A bench could not measure: what failed, said in one line instead of a traceback."""
+
+
+def add_api_key_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-key", default=os.environ.get("KEEL_API_KEY", ""), help="default: $KEEL_API_KEY"
+    )
 
 
 def api_key_headers(api_key: str) -> dict[str, str]:

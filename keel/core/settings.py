@@ -227,7 +227,7 @@ class RetrievalSettings(BaseModel):
     # The pipeline the agent runs: graph expansion (HotpotQA dev both@5 0.712 -> 0.904) and the
     # corpus's feedback adapter when one is configured. No reranker by default: the learned one is
     # trained on SciFact alone, and on a corpus it was not trained on it added nothing (SciFact
-    # zero-shot) or cost (HotpotQA both@5 0.908 -> 0.880, and 3 of 207 answer facts). A corpus
+    # zero-shot) or cost (HotpotQA both@5 0.900 -> 0.880, and 3 of 207 answer facts). A corpus
     # with judged questions of its own can choose "hybrid-graph+feedback+rerank". README has all.
     pipeline: str = "hybrid-graph+feedback"
     # Chunks from dense search and from BM25: one depth for both, so min-max scales compare.

@@ -34,9 +34,9 @@ _STOP = frozenset(
     }
 )  # fmt: skip
 _IRREGULAR = {"led": "lead", "ran": "run", "held": "hold", "built": "build", "kept": "keep", "paid": "pay"}
-# What a title carries besides the name of its subject: "(film)", a file's extension.
 # A parenthetical aside, innermost first (nested ones are rare), with the space before it.
 _ASIDE = re.compile(r"\s*\([^()]*\)")
+# What a title carries besides the name of its subject: "(film)", a file's extension.
 _TITLE_NOISE = re.compile(r"\([^)]*\)|\.(md|markdown|txt|html?|pdf|docx)$", re.IGNORECASE)
 
 

@@ -147,6 +147,7 @@ class _Sentence:
     text: str
     terms: set[str]
     context: set[str]  # its document title's terms
+    tokens: list[str]  # its words, casefolded, in order: where a name stands
     names: set[str] = field(default_factory=set)  # entity names it mentions, casefolded
     vector: list[float] = field(default_factory=list)
     cosine: float = 0.0
@@ -159,7 +160,11 @@ def relation_sides(text: str, name: str, relation: set[str]) -> dict[str, bool]:
     ("depend on Cinder", "Cinder is used by": True) rather than its subject ("Cinder depends
     on", "sponsored by Oren Delacroix": False). Word order, turned round by a passive "by" right
     after the relation word."""
-    tokens, words = _TOKEN.findall(text.casefold()), _TOKEN.findall(name)
+    return _relation_sides(_TOKEN.findall(text.casefold()), name, relation)
+
+
+def _relation_sides(tokens: list[str], name: str, relation: set[str]) -> dict[str, bool]:
+    words = _TOKEN.findall(name)
     starts = _starts(tokens, words)
     if not starts:
         return {}
@@ -182,6 +187,7 @@ class _Bridge:
     main: set[str]
     clause: set[str]
     clause_names: set[str]
+    clause_words: set[str]  # the clause's terms that are not its names'
 
     def fit(self, first: _Sentence, second: _Sentence) -> float:
         """How well `first` answers the clause and `second` the main part, and how close, in
@@ -201,12 +207,11 @@ class _Bridge:
     def _near_bridge(self, first: _Sentence, second: _Sentence) -> float:
         """Share of the clause's words (its names aside) within a few words of where `first`
         names `second`'s subject, or a name both share."""
-        wanted = self.clause - set().union(*(terms(n) for n in self.clause_names))
-        if not wanted:
+        if not self.clause_words:
             return 0.0
         links = [*subject_names(second.passage.title), *(first.names & second.names)]
-        near = set().union(*(terms(" ".join(window)) for n in links for window in _around(first.text, n)))
-        return len(wanted & near) / len(wanted)
+        near = set().union(*(terms(" ".join(window)) for n in links for window in _around(first.tokens, n)))
+        return len(self.clause_words & near) / len(self.clause_words)
 
 
 def _starts(tokens: list[str], words: list[str]) -> list[int]:
@@ -216,9 +221,9 @@ def _starts(tokens: list[str], words: list[str]) -> list[int]:
     return [i for i in range(len(tokens) - len(words) + 1) if tokens[i : i + len(words)] == words]
 
 
-def _around(text: str, name: str) -> list[list[str]]:
-    """The words within `_RELATION_WINDOW` of each mention of `name` (casefolded) in `text`."""
-    tokens, words = _TOKEN.findall(text.casefold()), _TOKEN.findall(name)
+def _around(tokens: list[str], name: str) -> list[list[str]]:
+    """The words within `_RELATION_WINDOW` of each mention of `name` (casefolded) in `tokens`."""
+    words = _TOKEN.findall(name)
     return [
         tokens[max(0, i - _RELATION_WINDOW) : i + len(words) + _RELATION_WINDOW]
         for i in _starts(tokens, words)
@@ -236,7 +241,8 @@ def _distinct_sentences(passages: Sequence[ScoredChunk]) -> list[_Sentence]:
             key = " ".join(sentence.split()).casefold()
             if key not in seen:
                 seen.add(key)
-                found.append(_Sentence(passage, sentence, terms(sentence), context))
+                tokens = _TOKEN.findall(sentence.casefold())
+                found.append(_Sentence(passage, sentence, terms(sentence), context, tokens))
     return found
 
 
@@ -324,14 +330,17 @@ class ExtractiveProvider:
                 - (_PRONOUN_PENALTY if _PRONOUN_START.match(sentence.text) else 0.0)
                 + (_TYPE_BONUS if holds_type(sentence.text, kind, question) else 0.0)
             )
-        self._penalise_reversed(question, asked, sentences)
+        question_names = {n.casefold() for n in self._entities(question)}
+        self._penalise_reversed(question, asked, question_names, sentences)
+        if self._max_sentences > 1:  # names link the sentences of a pair
+            self._name(question, sentences)
         bridge = self._bridge(question)
-        chosen = self._choose(question, asked, sentences, bridge)
+        chosen = self._choose(question, asked, question_names, sentences, bridge)
         quality = self._fit(asked, chosen)
         if quality < self._min_fit and bridge is not None:
             # The clause-then-main reading led nowhere (a relative clause can be read wrongly):
             # the question read whole may still be answered.
-            chosen = self._choose(question, asked, sentences, None)
+            chosen = self._choose(question, asked, question_names, sentences, None)
             quality = self._fit(asked, chosen)
         if quality < self._min_fit:
             note = f"no sentence answers the question well enough (fit {quality:.2f} < {self._min_fit})"
@@ -355,16 +364,20 @@ class ExtractiveProvider:
         return fit(max(s.cosine for s in chosen), covered, named)
 
     def _choose(
-        self, question: str, asked: set[str], sentences: list[_Sentence], bridge: _Bridge | None
+        self,
+        question: str,
+        asked: set[str],
+        question_names: set[str],
+        sentences: list[_Sentence],
+        bridge: _Bridge | None,
     ) -> list[_Sentence]:
         pool = sorted(sentences, key=lambda s: -s.score)[:_PAIR_POOL]
         best = pool[0]
         if self._max_sentences == 1:
             return [best]
-        self._name(question, sentences)
         named = self._named_in(question, pool)
         # What the question names: its entities, and the subjects of documents it names.
-        asked_names = {n.casefold() for n in self._entities(question)} | {
+        asked_names = question_names | {
             n for s in pool for n in subject_names(s.passage.title) if mentions(question, n)
         }
         pairs = [
@@ -452,8 +465,10 @@ class ExtractiveProvider:
     def _ordered(self, a: _Sentence, b: _Sentence, bridge: _Bridge | None) -> list[_Sentence]:
         """The hop order: a bridge question's clause first, then its main part; otherwise the
         sentence that names the other's subject comes first."""
-        if bridge is not None and bridge.fit(a, b) != bridge.fit(b, a):
-            return [a, b] if bridge.fit(a, b) > bridge.fit(b, a) else [b, a]
+        if bridge is not None:
+            forward, backward = bridge.fit(a, b), bridge.fit(b, a)
+            if forward != backward:
+                return [a, b] if forward > backward else [b, a]
         if any(mentions(b.text, n) for n in subject_names(a.passage.title)) and not any(
             mentions(a.text, n) for n in subject_names(b.passage.title)
         ):
@@ -479,17 +494,20 @@ class ExtractiveProvider:
             if any(mentions(question, n) for n in subject_names(s.passage.title))
         }
 
-    def _penalise_reversed(self, question: str, asked: set[str], sentences: list[_Sentence]) -> None:
+    @staticmethod
+    def _penalise_reversed(
+        question: str, asked: set[str], question_names: set[str], sentences: list[_Sentence]
+    ) -> None:
         """Relations read in both directions: a sentence that has a name of the question on the
         other side of the question's relation word than the question does, and on the same side
         nowhere, answers the inverse question."""
-        for name in {n.casefold() for n in self._entities(question)}:
+        for name in question_names:
             relation = asked - terms(name)
             wanted = relation_sides(question, name, relation)
             if not wanted:
                 continue
             for sentence in sentences:
-                found = relation_sides(sentence.text, name, relation)
+                found = _relation_sides(sentence.tokens, name, relation)
                 shared = found.keys() & wanted.keys()
                 if shared and all(found[t] != wanted[t] for t in shared):
                     sentence.score -= _DIRECTION_COST
@@ -503,7 +521,7 @@ class ExtractiveProvider:
         if not main or not clause:
             return None
         names = {n.casefold() for n in self._entities(split["clause"])}
-        return _Bridge(main, clause, names)
+        return _Bridge(main, clause, names, clause - set().union(*(terms(n) for n in names)))
 
     def _entities(self, text: str, known: Sequence[str] = ()) -> list[str]:
         return self._find_entities(text, known) if self._find_entities is not None else []

@@ -28,15 +28,20 @@ READY = "Ctrl-C stops every service."
 KEY_LINE = re.compile(r"export KEEL_API_KEY=(keel_\S+)")
 
 
-@contextmanager
-def keel_up(data_dir: Path, ports: dict[str, int], logs: Path) -> Iterator[tuple[str, Path]]:
-    """Run `keel up --no-demo` until it says it is ready; its stdout then, and its stderr file."""
-    env = {
+def _env(data_dir: Path, settings: dict[str, object]) -> dict[str, str]:
+    """This process's environment without its KEEL_ settings, plus the data dir and `settings`."""
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith("KEEL_")},
         "HF_HUB_OFFLINE": "1",
         "KEEL_DATA_DIR": str(data_dir),
-        **{f"KEEL_{name}": str(port) for name, port in ports.items()},
+        **{f"KEEL_{name}": str(value) for name, value in settings.items()},
     }
+
+
+@contextmanager
+def keel_up(data_dir: Path, ports: dict[str, int], logs: Path) -> Iterator[tuple[str, Path]]:
+    """Run `keel up --no-demo` until it says it is ready; its stdout then, and its stderr file."""
+    env = _env(data_dir, dict(ports))
     logs.mkdir(parents=True, exist_ok=True)
     out, err = logs / "stdout", logs / "stderr"
     with out.open("w") as stdout, err.open("w") as stderr:
@@ -103,14 +108,14 @@ def test_keel_up_stops_at_once_while_it_waits_for_the_services(tmp_path: Path) -
     # held in its readiness wait (up to READY_TIMEOUT_S, 240 s) when SIGTERM arrives.
     api_port, falkordb_port = free_port(), free_port()
     data_dir = tmp_path / "data"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("KEEL_")},
-        "HF_HUB_OFFLINE": "1",
-        "KEEL_DATA_DIR": str(data_dir),
-        "KEEL_API__PORT": str(api_port),
-        "KEEL_FALKORDB__PORT": str(falkordb_port),
-        "KEEL_TEMPORAL__ADDRESS": f"127.0.0.1:{free_port()}",
-    }
+    env = _env(
+        data_dir,
+        {
+            "API__PORT": api_port,
+            "FALKORDB__PORT": falkordb_port,
+            "TEMPORAL__ADDRESS": f"127.0.0.1:{free_port()}",
+        },
+    )
     stderr = tmp_path / "stderr"
     with stderr.open("w") as err:
         process = subprocess.Popen(
