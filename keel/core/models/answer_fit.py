@@ -36,6 +36,12 @@ _STOP = frozenset(
 _IRREGULAR = {"led": "lead", "ran": "run", "held": "hold", "built": "build", "kept": "keep", "paid": "pay"}
 # A parenthetical aside, innermost first (nested ones are rare), with the space before it.
 _ASIDE = re.compile(r"\s*\([^()]*\)")
+# A quote is cut short after a comma or semicolon between clauses ("9,984" has no space); a part
+# of this many words or fewer is an item of a list, not a clause.
+_LIST_ITEM = 3
+# A quote cut short ends so; fewer words than `_LEAST_CUT` are not worth the cut.
+CUT = " …"
+_LEAST_CUT = 4
 # What a title carries besides the name of its subject: "(film)", a file's extension.
 _TITLE_NOISE = re.compile(r"\([^)]*\)|\.(md|markdown|txt|html?|pdf|docx)$", re.IGNORECASE)
 
@@ -71,6 +77,36 @@ def without_asides(text: str, keep: Callable[[str], bool] = lambda _aside: False
     1985) is …" → "Gal Gadot is …"): an encyclopedia's first sentence can spend a third of its
     words on dates, pronunciations and names in other languages."""
     return _ASIDE.sub(lambda m: m.group() if keep(m.group()) else "", text)
+
+
+def without_tail(text: str, keep: Callable[[str], bool]) -> str:
+    """`text` cut after its last clause (", …", "; …") that `keep` wants, ending in CUT: "Jerry
+    Glanville is a former American football player and coach, former NASCAR driver and owner,
+    and sportscaster." for "who is younger, …?" keeps its first clause. Cut only where that saves
+    `_LEAST_CUT` words or more; the first clause always stays."""
+    clauses: list[str] = []
+    for part in re.split(r"(?<=[,;])(?=\s)", text):
+        # A short part is an item of a list ("director, writer, and producer"): one clause.
+        if clauses and len(part.split()) <= _LIST_ITEM:
+            clauses[-1] += part
+        else:
+            clauses.append(part)
+    last = max(i for i, clause in enumerate(clauses) if i == 0 or keep(clause))
+    if sum(len(clause.split()) for clause in clauses[last + 1 :]) < _LEAST_CUT:
+        return text
+    return "".join(clauses[: last + 1]).rstrip(" .,;:") + CUT
+
+
+def shown_as(sentence: str, quote: str) -> bool:
+    """Whether an answer sentence is `quote` as an answer shows it: after its document's subject
+    ("Gal Gadot: She …"), without some parenthetical asides, or cut short at a clause."""
+    shown, whole = without_asides(sentence), without_asides(quote)
+    if whole in shown:
+        return True
+    if not shown.endswith(CUT):
+        return False
+    head = shown.removesuffix(CUT)
+    return any(len(part.split()) >= 3 and part in whole for part in (head, head.partition(": ")[2]))
 
 
 def title_terms(title: str) -> set[str]:

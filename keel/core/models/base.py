@@ -38,7 +38,8 @@ _ABBREVIATIONS = (
     "Prof",
 )
 _NOT_AN_END = "".join(rf"(?<!\b{a}\.)" for a in _ABBREVIATIONS) + r"(?<![A-Z]\.[A-Z]\.)"
-_SENTENCE_END = re.compile(rf"(?<=[.!?]){_NOT_AN_END}\s+(?=[\"'(A-Z0-9])|\n+")
+# An answer's quote cut short ends with "…" (answer_fit.CUT): the next quote starts a sentence.
+_SENTENCE_END = re.compile(rf"(?<=[.!?…]){_NOT_AN_END}\s+(?=[\"'(A-Z0-9])|\n+")
 # Markdown: a heading line names what follows (it is not an answer); a list item's bullet or
 # number and a quote's ">" open a line but are no part of its sentence.
 _HEADING_LINE = re.compile(r"^\s*#{1,6}(?:\s|$)")

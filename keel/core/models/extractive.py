@@ -21,8 +21,11 @@ It reads the question's structure, not any corpus's wording:
   - A lone sentence is the answer when no partner adds anything: single-fact questions stay short.
   - A quote that does not name its document's subject is shown after it ("Ilse Varga: She …"),
     and without the parenthetical asides that hold nothing the question asks for.
-Each sentence is quoted once, verbatim, and is its own citation. Nothing here is keyed to a corpus:
-the weights were set on HotpotQA dev (bench/answer_offline.py) and checked on the demo questions.
+Each sentence is quoted once, verbatim, and is its own citation. The answer states the fact: a
+bridge's leading hop ("X is a film directed by Y.") is cited but not stated, so a two-hop answer
+reads "Y was born in Z." with both documents cited; a comparison states both sides. Nothing here
+is keyed to a corpus: the weights were set on HotpotQA dev (bench/answer_offline.py) and checked on
+the demo questions.
 
 `fit` (keel/core/models/answer_fit.py, shared with the grade step) measures whether the quoted
 sentences answer the question; below `min_fit` the answerer says the documents do not answer.
@@ -46,6 +49,7 @@ from keel.core.models.answer_fit import (
     terms,
     title_terms,
     without_asides,
+    without_tail,
 )
 from keel.core.models.base import Embed, Generation, dot, split_sentences
 
@@ -113,6 +117,20 @@ _TIME = re.compile(
 # An aside of capitalised words only: " (Canary Islands, Spain)", " (IBM)".
 _NAMES_ONLY = re.compile(r"\s*\(\s*[A-Z][\w'&.-]*(?:[\s,]+[A-Z][\w'&.-]*)*\s*\)")
 _CAPITALISED = re.compile(r"(?<!^)(?<![.!?] )\b[A-Z][\w'&.-]*")
+# A question's wh-phrase: its first few terms after "what/which/how many", up to a verb or clause.
+_FOCUS = re.compile(
+    r"\b(?P<wh>what|which|whose|how (?:many|much|long|old|tall|far|large|big|high))\s+(?=(?P<rest>[^?]*))",
+    re.IGNORECASE,
+)
+_AFTER_PREPOSITION = re.compile(
+    r"(?<!^)(?<!\w)(in|of|by|for|from|with|to|at|on|during|under|after|before)\s+$", re.IGNORECASE
+)
+_FOCUS_SKIP = frozenset({"is", "was", "are", "were", "the", "a", "an"})
+_FOCUS_STOP = frozenset(
+    {"did", "does", "do", "is", "was", "were", "are", "has", "have", "had", "will", "would", "can",
+     "could", "that", "who", "whom", "whose", "which"}
+)  # fmt: skip
+_FOCUS_TERMS = 4
 
 
 def answer_type(question: str) -> str:
@@ -177,6 +195,51 @@ def _relation_sides(tokens: list[str], name: str, relation: set[str]) -> dict[st
         passive = k + 1 < len(tokens) and tokens[k + 1] == "by"
         sides.setdefault(next(iter(stem & relation)), (k < first) != passive)
     return sides
+
+
+def question_focus(question: str) -> set[str]:
+    """The terms of the question's wh-phrase, what its answer is: "attended which British
+    university?" → {british, university}; "located in what city?" → {city}. Empty when the
+    question has none ("who…", "where…")."""
+    found = next((m for m in _FOCUS.finditer(question) if not _relative(question, m)), None)
+    if found is None:
+        return set()
+    words = found["rest"].split()
+    while words and words[0].casefold() in _FOCUS_SKIP:
+        words = words[1:]
+    focus: list[str] = []
+    for word in words:
+        if word.casefold().strip(",;:") in _FOCUS_STOP or len(focus) >= _FOCUS_TERMS:
+            break
+        focus += [t for t in terms(word) if t not in focus]
+    return set(focus[:_FOCUS_TERMS])
+
+
+def _relative(question: str, wh: re.Match[str]) -> bool:
+    """Whether a "which"/"whose" opens a relative clause, after a preposition ("The battle in
+    which X lost his life secured what?") but not at the question's start ("In which role …?")."""
+    if wh["wh"].casefold() not in ("which", "whose"):
+        return False
+    return _AFTER_PREPOSITION.search(question[: wh.start()]) is not None
+
+
+def _names_subject_of(s: _Sentence, t: _Sentence) -> bool:
+    """Whether `s` names the subject of `t`'s document."""
+    return any(mentions(s.text, n) for n in subject_names(t.passage.title))
+
+
+@dataclass
+class _Choice:
+    """The sentences an answer cites, in hop order, and those it states: a bridge's leading hop
+    is cited but not stated ("Y was born in Z." for "where was the director of film X born?",
+    citing "X is a film directed by Y.")."""
+
+    cited: list[_Sentence]
+    stated: list[_Sentence] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.stated:
+            self.stated = list(self.cited)
 
 
 @dataclass(frozen=True)
@@ -246,9 +309,21 @@ def _distinct_sentences(passages: Sequence[ScoredChunk]) -> list[_Sentence]:
     return found
 
 
+def answer_text(quotes: Sequence[tuple[str, str]], question: str) -> str:
+    """The (quote, its document's title) pairs as the answer shows them, in order; a quote that
+    follows one of the same document continues it, so its subject is not shown again."""
+    shown_quotes = []
+    previous = None
+    for quote, title in quotes:
+        shown_quotes.append(shown(quote, title if title != previous else "", question))
+        previous = title
+    return " ".join(shown_quotes)
+
+
 def shown(quote: str, title: str, question: str) -> str:
-    """A quote as the answer shows it: without the parenthetical asides that hold nothing the
-    question asks about, and after its document's subject when it does not name it ("Gal Gadot:
+    """A quote as the answer shows it: without the parenthetical asides and the trailing clauses
+    that hold nothing the question asks about (none of its terms, nor the kind of fact it asks
+    for), and after its document's subject when it does not name it ("Gal Gadot:
     She started with …"), since a quote out of its article loses who "she" is. The citation
     keeps the whole quote."""
     kind = answer_type(question)
@@ -262,7 +337,11 @@ def shown(quote: str, title: str, question: str) -> str:
             or _NAMES_ONLY.fullmatch(aside) is not None  # a place or another name: "(Canary Islands, Spain)"
         )
 
-    quote = without_asides(quote, wanted)
+    def needed(clause: str) -> bool:
+        return bool(terms(clause) & asked) or (kind != "yes/no" and holds_type(clause, kind, question))
+
+    asked = terms(question)
+    quote = without_tail(without_asides(quote, wanted), needed)
     subject = display_title(title)
     if not subject or any(mentions(quote, n) for n in subject_names(title)):
         return quote
@@ -307,7 +386,7 @@ class ExtractiveProvider:
         if not kept:
             return answered
         titles = {p.chunk_id: p.title for p in passages}
-        answer = " ".join(shown(c.quote, titles.get(c.chunk_id, ""), question) for c in kept)
+        answer = answer_text([(c.quote, titles.get(c.chunk_id, "")) for c in kept], question)
         return Generation(answer=answer, citations=kept, model=self.model)
 
     def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Generation:
@@ -335,21 +414,21 @@ class ExtractiveProvider:
         if self._max_sentences > 1:  # names link the sentences of a pair
             self._name(question, sentences)
         bridge = self._bridge(question)
-        chosen = self._choose(question, asked, question_names, sentences, bridge)
-        quality = self._fit(asked, chosen)
+        choice = self._choose(question, asked, question_names, sentences, bridge)
+        quality = self._fit(asked, choice.cited)
         if quality < self._min_fit and bridge is not None:
             # The clause-then-main reading led nowhere (a relative clause can be read wrongly):
             # the question read whole may still be answered.
-            chosen = self._choose(question, asked, question_names, sentences, None)
-            quality = self._fit(asked, chosen)
+            choice = self._choose(question, asked, question_names, sentences, None)
+            quality = self._fit(asked, choice.cited)
         if quality < self._min_fit:
             note = f"no sentence answers the question well enough (fit {quality:.2f} < {self._min_fit})"
             return Generation(answer=NO_ANSWER, citations=[], model=self.model, notes=[note])
         citations = [
             Citation(document_id=s.passage.document_id, chunk_id=s.passage.chunk_id, quote=s.text)
-            for s in chosen
+            for s in choice.cited
         ]
-        answer = " ".join(shown(s.text, s.passage.title, question) for s in chosen)
+        answer = answer_text([(s.text, s.passage.title) for s in choice.stated], question)
         # No usage of its own to report: the generate step counts tokens with the encoder's tokenizer.
         return Generation(answer=answer, citations=citations, model=self.model)
 
@@ -370,11 +449,11 @@ class ExtractiveProvider:
         question_names: set[str],
         sentences: list[_Sentence],
         bridge: _Bridge | None,
-    ) -> list[_Sentence]:
+    ) -> _Choice:
         pool = sorted(sentences, key=lambda s: -s.score)[:_PAIR_POOL]
         best = pool[0]
         if self._max_sentences == 1:
-            return [best]
+            return _Choice([best])
         named = self._named_in(question, pool)
         # What the question names: its entities, and the subjects of documents it names.
         asked_names = question_names | {
@@ -387,7 +466,7 @@ class ExtractiveProvider:
             if dot(a.vector, b.vector) < _SAME_FACT
         ]
         if not pairs:
-            return [best]
+            return _Choice([best])
         _, a, b = max(pairs, key=lambda p: p[0])
         # A partner joins when it is a hop (linked, or the question names both documents) or when
         # it covers what the best sentence left out; otherwise one sentence answers.
@@ -396,13 +475,22 @@ class ExtractiveProvider:
             asked, best.terms, best.context
         )
         if not hop and gain < _PARTNER_GAIN:
-            return [best]
+            return _Choice([best])
         chain = self._ordered(a, b, bridge if hop else None)
         if self._max_sentences >= 3:
             third = self._next_hop(chain, sentences, asked, asked_names)
             if third is not None:
                 chain.append(third)
-        return chain
+        # A comparison states both sides; two facts of one subject, or of unlinked documents,
+        # both answer. A bridge's hop that only leads to the fact is cited, not stated.
+        if not hop or {a.passage.document_id, b.passage.document_id} <= named:
+            return _Choice(chain)
+        focus = question_focus(question)
+        kind = answer_type(question)
+        stated = [
+            s for s in chain if not any(self._leads(s, t, focus, kind, question, asked_names) for t in chain)
+        ]
+        return _Choice(chain, stated or chain)
 
     def _pair_score(
         self,
@@ -469,11 +557,27 @@ class ExtractiveProvider:
             forward, backward = bridge.fit(a, b), bridge.fit(b, a)
             if forward != backward:
                 return [a, b] if forward > backward else [b, a]
-        if any(mentions(b.text, n) for n in subject_names(a.passage.title)) and not any(
-            mentions(a.text, n) for n in subject_names(b.passage.title)
-        ):
+        if _names_subject_of(b, a) and not _names_subject_of(a, b):
             return [b, a]
         return [a, b]
+
+    def _leads(
+        self, s: _Sentence, t: _Sentence, focus: set[str], kind: str, question: str, asked_names: set[str]
+    ) -> bool:
+        """Whether `s` only leads to `t`: it is linked to `t` (and `t` does not name `s`'s
+        subject), and `t` holds more of what is asked: more of the question's focus ("what
+        city" → city), or, on a tie, the kind of fact asked for ("how many", "what year") where
+        `s` has none."""
+        if s.passage.document_id == t.passage.document_id or kind == "yes/no":
+            return False
+        if not self._linked(s, t, asked_names) or _names_subject_of(t, s):
+            return False
+        own, other = coverage(focus, s.terms, s.context), coverage(focus, t.terms, t.context)
+        if own != other:
+            return other > own
+        return (
+            kind != "name" and holds_type(t.text, kind, question) and not holds_type(s.text, kind, question)
+        )
 
     def _linked(self, a: _Sentence, b: _Sentence, asked_names: set[str]) -> bool:
         """A hop between two documents: one sentence names the other's subject, or both name an

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from keel.core.chunks import ScoredChunk
-from keel.core.models.answer_fit import coverage, fit, names_subject, terms, title_terms, without_asides
+from keel.core.models.answer_fit import coverage, fit, names_subject, shown_as, terms, title_terms
 from keel.core.models.base import Embed, Generation, dot, split_sentences
 
 # An answer sentence in the model's own words counts as supported when some passage sentence is
@@ -33,11 +33,11 @@ def assess(question: str, draft: Generation, passages: Sequence[ScoredChunk], em
     # A sentence quoted verbatim from a passage is supported by definition: only the rest
     # (an LLM's own wording) is compared with the passage sentences, which costs embeddings.
     corpus = "\n".join(p.text for p in passages)
-    # A quote shown after its document's subject ("Gal Gadot: She …"), or without some of its
-    # parenthetical asides, is still that quote.
-    verbatim = [without_asides(q) for q in quotes if q in corpus]
+    # A quote shown after its document's subject ("Gal Gadot: She …"), without some of its
+    # parenthetical asides, or cut short at a clause, is still that quote.
+    verbatim = [q for q in quotes if q in corpus]
     paraphrased = [
-        s for s in answer_sentences if s not in corpus and not any(q in without_asides(s) for q in verbatim)
+        s for s in answer_sentences if s not in corpus and not any(shown_as(s, q) for q in verbatim)
     ]
     passage_sentences = [s for p in passages for s in split_sentences(p.text)] if paraphrased else []
     vectors = embed([question, *quotes, *paraphrased, *passage_sentences])

@@ -7,7 +7,7 @@ import pytest
 from keel.core.chunks import ScoredChunk
 from keel.core.models import ExtractiveProvider
 from keel.core.models.base import Embed, split_sentences
-from keel.core.models.extractive import NO_ANSWER, relation_sides, shown
+from keel.core.models.extractive import NO_ANSWER, question_focus, relation_sides, shown
 from keel.core.settings import Settings
 from retrieval.encoders import DenseEncoder
 
@@ -233,6 +233,64 @@ def test_a_comparison_cites_both_things_compared(embed: Embed) -> None:
         "Which opened first, the Orrin Museum or the Dale Gallery?", passages
     )
     assert {c.document_id for c in gen.citations} == {"orrin", "dale"}, gen.answer
+    # Both sides of a comparison are stated, not only cited.
+    assert "1874" in gen.answer and "1902" in gen.answer, gen.answer
+
+
+def test_a_bridge_answer_states_the_fact_and_only_cites_the_hop_that_leads_to_it(embed: Embed) -> None:
+    from ingestion.entities import extract_entities
+
+    lead = "Mira Holt was a chemistry professor at Dunmore University."
+    fact = "Dunmore University is a public university in the city of Carrow."
+    passages = [
+        _doc("mira-holt", "Mira Holt", lead),
+        _doc("dunmore", "Dunmore University", fact + " It has 9,000 students."),
+        _doc("carrow-fc", "Carrow FC", "Carrow FC is a football club that plays in the city's league."),
+    ]
+    gen = ExtractiveProvider(embed, find_entities=extract_entities).generate(
+        "Mira Holt was a chemistry professor at a university that is located in what city?", passages
+    )
+    assert sorted(c.quote for c in gen.citations) == [fact, lead], gen.citations
+    assert gen.answer == fact
+
+
+@pytest.mark.parametrize(
+    ("question", "focus"),
+    [
+        ("Mira Holt taught at a university that is located in what city?", {"city"}),
+        ("The author of Sexual Politics attended which British university?", {"british", "university"}),
+        ("In which role did Caroline Carver play?", {"role"}),
+        ("How many laps did he run?", {"lap"}),
+        # "in which" opens a relative clause: the question's own wh-word comes later.
+        ("The battle in which Arimondi died secured what for Ethiopia?", {"ethiopia"}),
+        ("Who leads Team Aurora?", set()),
+    ],
+)
+def test_question_focus_is_the_wh_phrase(question: str, focus: set[str]) -> None:
+    assert question_focus(question) == focus
+
+
+def test_a_quote_is_cut_after_the_last_clause_the_question_needs() -> None:
+    quote = (
+        "Jerry Glanville is a former football player and coach, a former racing driver and team owner,"
+        " and a sportscaster."
+    )
+    cut = shown(quote, "Jerry Glanville", "Who is younger, Keith Bostic or Jerry Glanville?")
+    assert cut == "Jerry Glanville is a former football player and coach …"
+    # Items of a list are no clauses: the occupations asked for stay.
+    listed = "Alan Pakula was an American film director, writer and producer."
+    assert (
+        shown(listed, "Alan Pakula", "What occupations do Alan Pakula and Charles Burnett share?") == listed
+    )
+    # A clause holding the kind of fact asked for stays, however few question terms it has.
+    counted = "The county lies in the north of the state, and as of 2010 its population was 9,984 in all."
+    asked = "How many inhabitants does Brown County have?"
+    assert shown(counted, "Brown County", asked) == f"Brown County: {counted}"
+    # The cut quote is still its own sentence when another follows it.
+    assert split_sentences(f"{cut} Keith Bostic is a former football player.") == [
+        cut,
+        "Keith Bostic is a former football player.",
+    ]
 
 
 def test_quotes_about_something_else_are_not_an_answer(embed: Embed) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from keel.core.chunks import Citation, ScoredChunk
 from keel.core.models import Generation
+from keel.core.models.answer_fit import shown_as
 from keel.core.models.base import Embed
 from keel.core.models.grounding import assess
 from keel.core.settings import Settings
@@ -98,3 +99,29 @@ def test_a_quote_shown_without_its_asides_is_still_that_quote(embed: Embed) -> N
     assert grade.support == 1.0
     # Recognised as the quote, not compared as a paraphrase: no passage sentence was encoded.
     assert calls == [["What does Nola Varga do?", quote]]
+
+
+def test_a_quote_cut_short_at_a_clause_is_still_that_quote(embed: Embed) -> None:
+    quote = (
+        "Jerry Glanville is a former football player and coach, a former racing driver, and a sportscaster."
+    )
+    passages = [ScoredChunk(document_id="jg", chunk_id="jg#0", title="Jerry Glanville", text=quote)]
+    calls: list[list[str]] = []
+
+    def counting(texts: list[str]) -> list[list[float]]:
+        calls.append(texts)
+        return embed(texts)
+
+    question = "Who is Jerry Glanville?"
+    cut = assess(
+        question,
+        _draft("Jerry Glanville is a former football player and coach …", [("jg#0", quote)]),
+        passages,
+        counting,
+    )
+    assert cut.support == 1.0
+    assert calls == [[question, quote]]  # recognised, not compared as a paraphrase
+    # A cut is that quote only where the quote reads so, from a clause's start.
+    assert shown_as("Jerry Glanville is a former football player and coach …", quote)
+    assert not shown_as("Jerry Glanville is a famous chef …", quote)
+    assert not shown_as("coach …", quote)
