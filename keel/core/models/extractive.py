@@ -117,7 +117,7 @@ _TIME = re.compile(
 # An aside of capitalised words only: " (Canary Islands, Spain)", " (IBM)".
 _NAMES_ONLY = re.compile(r"\s*\(\s*[A-Z][\w'&.-]*(?:[\s,]+[A-Z][\w'&.-]*)*\s*\)")
 _CAPITALISED = re.compile(r"(?<!^)(?<![.!?] )\b[A-Z][\w'&.-]*")
-# A question's wh-phrase: its first few terms after "what/which/how many", up to a verb or clause.
+# A question's wh-phrase: its first few terms after "what/which/how many", up to a function word.
 _FOCUS = re.compile(
     r"\b(?P<wh>what|which|whose|how (?:many|much|long|old|tall|far|large|big|high))\s+(?=(?P<rest>[^?]*))",
     re.IGNORECASE,
@@ -126,10 +126,6 @@ _AFTER_PREPOSITION = re.compile(
     r"(?<!^)(?<!\w)(in|of|by|for|from|with|to|at|on|during|under|after|before)\s+$", re.IGNORECASE
 )
 _FOCUS_SKIP = frozenset({"is", "was", "are", "were", "the", "a", "an"})
-_FOCUS_STOP = frozenset(
-    {"did", "does", "do", "is", "was", "were", "are", "has", "have", "had", "will", "would", "can",
-     "could", "that", "who", "whom", "whose", "which"}
-)  # fmt: skip
 _FOCUS_TERMS = 4
 
 
@@ -201,7 +197,12 @@ def question_focus(question: str) -> set[str]:
     """The terms of the question's wh-phrase, what its answer is: "attended which British
     university?" → {british, university}; "located in what city?" → {city}. Empty when the
     question has none ("who…", "where…")."""
-    found = next((m for m in _FOCUS.finditer(question) if not _relative(question, m)), None)
+    matches = list(_FOCUS.finditer(question))
+    # "The battle in which X lost his life secured what?": a "which" after a preposition opens a
+    # relative clause when another wh-word follows; "… a mission with which tribe?" has none.
+    found = next(
+        (m for n, m in enumerate(matches) if n == len(matches) - 1 or not _relative(question, m)), None
+    )
     if found is None:
         return set()
     words = found["rest"].split()
@@ -209,15 +210,17 @@ def question_focus(question: str) -> set[str]:
         words = words[1:]
     focus: list[str] = []
     for word in words:
-        if word.casefold().strip(",;:") in _FOCUS_STOP or len(focus) >= _FOCUS_TERMS:
+        stems = terms(word)
+        # The phrase ends at a function word: "how many staff work | in the office …".
+        if not stems or len(focus) >= _FOCUS_TERMS:
             break
-        focus += [t for t in terms(word) if t not in focus]
+        focus += [t for t in stems if t not in focus]
     return set(focus[:_FOCUS_TERMS])
 
 
 def _relative(question: str, wh: re.Match[str]) -> bool:
-    """Whether a "which"/"whose" opens a relative clause, after a preposition ("The battle in
-    which X lost his life secured what?") but not at the question's start ("In which role …?")."""
+    """Whether a "which"/"whose" can open a relative clause: after a preposition ("The battle in
+    which X lost his life …"), not at the question's start ("In which role …?")."""
     if wh["wh"].casefold() not in ("which", "whose"):
         return False
     return _AFTER_PREPOSITION.search(question[: wh.start()]) is not None

@@ -262,7 +262,9 @@ def test_a_bridge_answer_states_the_fact_and_only_cites_the_hop_that_leads_to_it
         ("In which role did Caroline Carver play?", {"role"}),
         ("How many laps did he run?", {"lap"}),
         # "in which" opens a relative clause: the question's own wh-word comes later.
-        ("The battle in which Arimondi died secured what for Ethiopia?", {"ethiopia"}),
+        ("The battle in which Arimondi died was fought in what year?", {"year"}),
+        ("He led a mission to which tribe of indigenous people?", {"tribe"}),
+        ("How many staff work in the office the Blue Desk works from?", {"staff", "work"}),
         ("Who leads Team Aurora?", set()),
     ],
 )
