@@ -38,6 +38,7 @@ _IRREGULAR = {"led": "lead", "ran": "run", "held": "hold", "built": "build", "ke
 _ASIDE = re.compile(r"\s*\([^()]*\)")
 # A quote is cut short after a comma or semicolon between clauses ("9,984" has no space); a part
 # of this many words or fewer is an item of a list, not a clause.
+_CLAUSE_BREAK = re.compile(r"(?<=[,;])(?=\s)")
 _LIST_ITEM = 3
 # A quote cut short ends so; fewer words than `_LEAST_CUT` are not worth the cut.
 CUT = " …"
@@ -85,7 +86,7 @@ def without_tail(text: str, keep: Callable[[str], bool]) -> str:
     and sportscaster." for "who is younger, …?" keeps its first clause. Cut only where that saves
     `_LEAST_CUT` words or more; the first clause always stays."""
     clauses: list[str] = []
-    for part in re.split(r"(?<=[,;])(?=\s)", text):
+    for part in _CLAUSE_BREAK.split(text):
         # A short part is an item of a list ("director, writer, and producer"): one clause.
         if clauses and len(part.split()) <= _LIST_ITEM:
             clauses[-1] += part

@@ -20,7 +20,8 @@ It reads the question's structure, not any corpus's wording:
     turned round) is scored down.
   - A lone sentence is the answer when no partner adds anything: single-fact questions stay short.
   - A quote that does not name its document's subject is shown after it ("Ilse Varga: She …"),
-    and without the parenthetical asides that hold nothing the question asks for.
+    and without the parenthetical asides and trailing clauses that hold nothing the question
+    asks for (the citation keeps it whole).
 Each sentence is quoted once, verbatim, and is its own citation. The answer states the fact: a
 bridge's leading hop ("X is a film directed by Y.") is cited but not stated, so a two-hop answer
 reads "Y was born in Z." with both documents cited; a comparison states both sides. Nothing here
@@ -326,12 +327,13 @@ def answer_text(quotes: Sequence[tuple[str, str]], question: str) -> str:
 def shown(quote: str, title: str, question: str) -> str:
     """A quote as the answer shows it: without the parenthetical asides and the trailing clauses
     that hold nothing the question asks about (none of its terms, nor the kind of fact it asks
-    for), and after its document's subject when it does not name it ("Gal Gadot:
-    She started with …"), since a quote out of its article loses who "she" is. The citation
-    keeps the whole quote."""
+    for), and after its document's subject when it does not name it ("Gal Gadot: She started
+    with …"), since a quote out of its article loses who "she" is. The citation keeps the whole
+    quote."""
     kind = answer_type(question)
+    asked = terms(question)
     # Question terms the quote has only in an aside ("Nola (born 1961)" for "born when?").
-    asked_here = terms(question) - terms(without_asides(quote))
+    asked_here = asked - terms(without_asides(quote))
 
     def wanted(aside: str) -> bool:
         return (
@@ -343,7 +345,6 @@ def shown(quote: str, title: str, question: str) -> str:
     def needed(clause: str) -> bool:
         return bool(terms(clause) & asked) or (kind != "yes/no" and holds_type(clause, kind, question))
 
-    asked = terms(question)
     quote = without_tail(without_asides(quote, wanted), needed)
     subject = display_title(title)
     if not subject or any(mentions(quote, n) for n in subject_names(title)):
