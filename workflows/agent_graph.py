@@ -23,7 +23,7 @@ from workflows import policies
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
     from activities.audit import AuditActivities
-    from keel.core.chunks import ScoredChunk
+    from keel.core.chunks import ScoredChunk, keeping_cited
     from keel.core.domain import (
         AccountInput,
         AuditEntry,
@@ -194,8 +194,12 @@ async def rerank(state: AgentState) -> dict[str, Any]:
         start_to_close_timeout=policies.FAST_STEP_TIMEOUT,
         retry_policy=policies.FAST_STEP_RETRY,
     )
+    passages = list(out.passages)
+    if state["round"] > 1 and not state.get("instruction"):
+        cited = {c.chunk_id for c in _load(Draft, state["draft"]).citations}
+        passages = keeping_cited(passages, _chunks(state["passages"]), cited)
     return {
-        "passages": [asdict(p) for p in out.passages],
+        "passages": [asdict(p) for p in passages],
         "reranker": out.reranker,
         "usage": _used(state, out.usage),
     }

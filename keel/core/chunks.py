@@ -8,6 +8,7 @@ store by chunk id. Convert only at the edges (API schemas, store payloads).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 # Payloads carry scores to this many decimals: the reranker's order never hangs on float noise.
@@ -58,3 +59,13 @@ class Citation:
     version: str = ""  # content hash of the document's title and text
     file_hash: str = ""  # of the file (or upload) that version came from
     modified_ns: int = 0  # that file's modification time (an upload's: when it was indexed)
+
+
+def keeping_cited(
+    passages: Sequence[ScoredChunk], earlier: Sequence[ScoredChunk], cited: Collection[str]
+) -> list[ScoredChunk]:
+    """A later round's passages, then the earlier round's passages its draft cited that they lost:
+    a next hop adds passages, it never takes away the ones the last draft answered from (a
+    refined query can rank them out, and the answer they gave with them)."""
+    present = {p.chunk_id for p in passages}
+    return [*passages, *(p for p in earlier if p.chunk_id in cited and p.chunk_id not in present)]
