@@ -106,8 +106,9 @@ def shown_as(sentence: str, quote: str) -> bool:
         return True
     if not shown.endswith(CUT):
         return False
+    # A cut keeps the quote's opening: the shown text, or what follows its subject's "X: ".
     head = shown.removesuffix(CUT)
-    return any(len(part.split()) >= 3 and part in whole for part in (head, head.partition(": ")[2]))
+    return any(len(part.split()) >= 3 and whole.startswith(part) for part in (head, head.partition(": ")[2]))
 
 
 def title_terms(title: str) -> set[str]:

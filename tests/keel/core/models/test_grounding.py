@@ -121,7 +121,9 @@ def test_a_quote_cut_short_at_a_clause_is_still_that_quote(embed: Embed) -> None
     )
     assert cut.support == 1.0
     assert calls == [[question, quote]]  # recognised, not compared as a paraphrase
-    # A cut is that quote only where the quote reads so, from a clause's start.
+    # A cut is that quote only when it opens as the quote does (after its subject's "X: " or not).
     assert shown_as("Jerry Glanville is a former football player and coach …", quote)
+    assert shown_as("Glanville: Jerry Glanville is a former football player …", quote)
     assert not shown_as("Jerry Glanville is a famous chef …", quote)
-    assert not shown_as("coach …", quote)
+    assert not shown_as("a former racing driver …", quote)  # the quote's words, not its opening
+    assert not shown_as("Jerry Glanville …", quote)  # too short to tell
