@@ -16,17 +16,14 @@ import sys
 import time
 
 import httpx
-from harness import BenchError, add_api_key_argument, api_key_headers
+from harness import BenchError, add_api_key_argument, api_key_headers, submitted_task
 
 from keel.app.demo import demo_questions
 
 
 async def one(client: httpx.AsyncClient, question: str) -> float:
     started = time.perf_counter()
-    submitted = await client.post("/v1/tasks", json={"question": question, "review": "never"})
-    if not submitted.is_success:
-        raise BenchError(f"POST /v1/tasks answered {submitted.status_code}: {submitted.text[:200]}")
-    task_id = submitted.json()["id"]
+    task_id = submitted_task(await client.post("/v1/tasks", json={"question": question, "review": "never"}))
     while True:
         view = (await client.get(f"/v1/tasks/{task_id}")).json()
         if view["status"] not in ("running", "awaiting_review"):

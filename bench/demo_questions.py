@@ -14,17 +14,14 @@ import sys
 import time
 
 import httpx
-from harness import BenchError, add_api_key_argument, api_key_headers
+from harness import BenchError, add_api_key_argument, api_key_headers, submitted_task
 
 from keel.app.demo import demo_questions
 
 
 def ask(client: httpx.Client, question: str, timeout_s: float = 120) -> tuple[dict, float]:
     started = time.perf_counter()
-    submitted = client.post("/v1/tasks", json={"question": question, "review": "never"})
-    if not submitted.is_success:
-        raise BenchError(f"POST /v1/tasks answered {submitted.status_code}: {submitted.text[:200]}")
-    task_id = submitted.json()["id"]
+    task_id = submitted_task(client.post("/v1/tasks", json={"question": question, "review": "never"}))
     deadline = started + timeout_s
     while time.perf_counter() < deadline:
         view = client.get(f"/v1/tasks/{task_id}").json()
@@ -40,31 +37,31 @@ def main() -> int:
     add_api_key_argument(parser)
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
-    try:
+    latencies, answered, fully_cited, doc_recall = [], 0, 0, []
+    try:  # a missing or refused key is one line, not a traceback
         headers = api_key_headers(args.api_key)
+        with httpx.Client(base_url=args.base, headers=headers, timeout=30) as client:
+            questions = demo_questions()
+            for q in questions:
+                for _ in range(args.repeat):
+                    view, latency = ask(client, q["question"])
+                    latencies.append(latency)
+                result = view.get("result") or {}
+                answer = result.get("answer") or ""
+                cited = {c["document_id"] for c in result.get("citations", [])}
+                expected = set(q["documents"])
+                hit = q["answer"].lower() in answer.lower()
+                answered += hit
+                fully_cited += expected <= cited
+                doc_recall.append(len(expected & cited) / len(expected))
+                print(
+                    f"{q['id']} hops={q['hops']} answer={'yes' if hit else 'NO '} "
+                    f"cited {len(expected & cited)}/{len(expected)} rounds={result.get('rounds')} "
+                    f"{latency:.2f}s  {q['question']}"
+                )
     except BenchError as err:
         print(f"demo_questions: {err}", file=sys.stderr)
         return 1
-    latencies, answered, fully_cited, doc_recall = [], 0, 0, []
-    with httpx.Client(base_url=args.base, headers=headers, timeout=30) as client:
-        questions = demo_questions()
-        for q in questions:
-            for _ in range(args.repeat):
-                view, latency = ask(client, q["question"])
-                latencies.append(latency)
-            result = view.get("result") or {}
-            answer = result.get("answer") or ""
-            cited = {c["document_id"] for c in result.get("citations", [])}
-            expected = set(q["documents"])
-            hit = q["answer"].lower() in answer.lower()
-            answered += hit
-            fully_cited += expected <= cited
-            doc_recall.append(len(expected & cited) / len(expected))
-            print(
-                f"{q['id']} hops={q['hops']} answer={'yes' if hit else 'NO '} "
-                f"cited {len(expected & cited)}/{len(expected)} rounds={result.get('rounds')} "
-                f"{latency:.2f}s  {q['question']}"
-            )
     n = len(questions)
     ordered = sorted(latencies)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 from temporalio.client import Client
@@ -52,6 +53,13 @@ def api_key_headers(api_key: str) -> dict[str, str]:
     if not api_key:
         raise BenchError("no API key: set KEEL_API_KEY to the key `make up` printed, or pass --api-key")
     return {"Authorization": f"Bearer {api_key}"}
+
+
+def submitted_task(response: httpx.Response) -> str:
+    """The id of the task a `POST /v1/tasks` started; anything but 202 is one clear line."""
+    if response.status_code != 202:
+        raise BenchError(f"POST /v1/tasks: {response.status_code} {response.text[:300]}")
+    return str(response.json()["id"])
 
 
 def verdict(ok: bool) -> str:

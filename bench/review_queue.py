@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import NOISY_SHARE, BenchError, Usage, serve, start_platform, verdict
+from harness import NOISY_SHARE, BenchError, Usage, serve, start_platform, submitted_task, verdict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
@@ -166,9 +166,7 @@ async def submit(api: httpx.AsyncClient, count: int, concurrency: int) -> set[st
         body = {"question": questions[i % len(questions)], "review": "always"}
         async with slots:
             response = await api.post("/v1/tasks", json=body)
-        if response.status_code != 202:
-            raise BenchError(f"POST /v1/tasks: {response.status_code} {response.text[:300]}")
-        return str(response.json()["id"])
+        return submitted_task(response)
 
     return set(await asyncio.gather(*(one(i) for i in range(count))))
 

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import BenchError, serve
+from harness import BenchError, serve, submitted_task
 from pydantic import TypeAdapter
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -286,10 +286,7 @@ async def ask(api: httpx.AsyncClient, question: str, timeout_s: float) -> tuple[
     """One task over REST, review "never", the answer cache bypassed; its final view and latency."""
     started = time.perf_counter()
     body = {"question": question, "review": "never", "cache": False}
-    response = await api.post("/v1/tasks", json=body)
-    if response.status_code != 202:
-        raise BenchError(f"POST /v1/tasks: {response.status_code} {response.text[:300]}")
-    task_id = response.json()["id"]
+    task_id = submitted_task(await api.post("/v1/tasks", json=body))
     while time.perf_counter() - started < timeout_s:
         view: dict[str, Any] = (await api.get(f"/v1/tasks/{task_id}")).json()
         if view["status"] not in ("running", "awaiting_review"):

@@ -232,18 +232,19 @@ def _names_subject_of(s: _Sentence, t: _Sentence) -> bool:
     return any(mentions(s.text, n) for n in subject_names(t.passage.title))
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Choice:
     """The sentences an answer cites, in hop order, and those it states: a bridge's leading hop
     is cited but not stated ("Y was born in Z." for "where was the director of film X born?",
     citing "X is a film directed by Y.")."""
 
     cited: list[_Sentence]
-    stated: list[_Sentence] = field(default_factory=list)
+    stated: list[_Sentence]
 
-    def __post_init__(self) -> None:
-        if not self.stated:
-            self.stated = list(self.cited)
+    @classmethod
+    def whole(cls, sentences: list[_Sentence]) -> _Choice:
+        """Every sentence cited is stated."""
+        return cls(sentences, sentences)
 
 
 @dataclass(frozen=True)
@@ -418,12 +419,12 @@ class ExtractiveProvider:
         if self._max_sentences > 1:  # names link the sentences of a pair
             self._name(question, sentences)
         bridge = self._bridge(question)
-        choice = self._choose(question, asked, question_names, sentences, bridge)
+        choice = self._choose(question, asked, kind, question_names, sentences, bridge)
         quality = self._fit(asked, choice.cited)
         if quality < self._min_fit and bridge is not None:
             # The clause-then-main reading led nowhere (a relative clause can be read wrongly):
             # the question read whole may still be answered.
-            choice = self._choose(question, asked, question_names, sentences, None)
+            choice = self._choose(question, asked, kind, question_names, sentences, None)
             quality = self._fit(asked, choice.cited)
         if quality < self._min_fit:
             note = f"no sentence answers the question well enough (fit {quality:.2f} < {self._min_fit})"
@@ -450,6 +451,7 @@ class ExtractiveProvider:
         self,
         question: str,
         asked: set[str],
+        kind: str,
         question_names: set[str],
         sentences: list[_Sentence],
         bridge: _Bridge | None,
@@ -457,7 +459,7 @@ class ExtractiveProvider:
         pool = sorted(sentences, key=lambda s: -s.score)[:_PAIR_POOL]
         best = pool[0]
         if self._max_sentences == 1:
-            return _Choice([best])
+            return _Choice.whole([best])
         named = self._named_in(question, pool)
         # What the question names: its entities, and the subjects of documents it names.
         asked_names = question_names | {
@@ -470,7 +472,7 @@ class ExtractiveProvider:
             if dot(a.vector, b.vector) < _SAME_FACT
         ]
         if not pairs:
-            return _Choice([best])
+            return _Choice.whole([best])
         _, a, b = max(pairs, key=lambda p: p[0])
         # A partner joins when it is a hop (linked, or the question names both documents) or when
         # it covers what the best sentence left out; otherwise one sentence answers.
@@ -479,7 +481,7 @@ class ExtractiveProvider:
             asked, best.terms, best.context
         )
         if not hop and gain < _PARTNER_GAIN:
-            return _Choice([best])
+            return _Choice.whole([best])
         chain = self._ordered(a, b, bridge if hop else None)
         if self._max_sentences >= 3:
             third = self._next_hop(chain, sentences, asked, asked_names)
@@ -488,9 +490,8 @@ class ExtractiveProvider:
         # A comparison states both sides; two facts of one subject, or of unlinked documents,
         # both answer. A bridge's hop that only leads to the fact is cited, not stated.
         if not hop or {a.passage.document_id, b.passage.document_id} <= named:
-            return _Choice(chain)
+            return _Choice.whole(chain)
         focus = question_focus(question)
-        kind = answer_type(question)
         stated = [
             s for s in chain if not any(self._leads(s, t, focus, kind, question, asked_names) for t in chain)
         ]

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,7 +28,7 @@ READY = "Ctrl-C stops every service."
 KEY_LINE = re.compile(r"export KEEL_API_KEY=(keel_\S+)")
 
 
-def _env(data_dir: Path, settings: dict[str, object]) -> dict[str, str]:
+def _env(data_dir: Path, settings: Mapping[str, object]) -> dict[str, str]:
     """This process's environment without its KEEL_ settings, plus the data dir and `settings`."""
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("KEEL_")},
@@ -41,7 +41,7 @@ def _env(data_dir: Path, settings: dict[str, object]) -> dict[str, str]:
 @contextmanager
 def keel_up(data_dir: Path, ports: dict[str, int], logs: Path) -> Iterator[tuple[str, Path]]:
     """Run `keel up --no-demo` until it says it is ready; its stdout then, and its stderr file."""
-    env = _env(data_dir, dict(ports))
+    env = _env(data_dir, ports)
     logs.mkdir(parents=True, exist_ok=True)
     out, err = logs / "stdout", logs / "stderr"
     with out.open("w") as stdout, err.open("w") as stderr:
