@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -27,6 +27,7 @@ from retrieval.types import InvalidRequestError, chunk_id_for
 from retrieval.vector_store import VectorStore
 
 AGREEMENT_DEPTH = 10  # top documents of each retriever compared by `agreement`
+NAMED_LOOKUP_FACTOR = 4  # links read for the question's names, per link kept (`Retriever._named`)
 
 
 @dataclass(frozen=True)
@@ -199,9 +200,16 @@ class Retriever:
         return found
 
     def _named(self, tenant: str, query: str) -> list[GraphLink]:
-        """Links to the documents about an entity the query names."""
+        """Links to the documents about an entity the query names (the outermost names only)."""
         assert self._graph is not None
-        return self._graph.documents_about(tenant, query_name_keys(query), limit=self.params.graph_k)
+        spans = query_name_spans(query)
+        # Every candidate name's documents first: which names stand inside a longer one is
+        # known only once both are found. The bound keeps a question of many names cheap.
+        links = self._graph.documents_about(
+            tenant, sorted({s.key for s in spans}), limit=NAMED_LOOKUP_FACTOR * self.params.graph_k
+        )
+        names = outermost_names(spans, {link.via for link in links})
+        return [link for link in links if link.via in names][: self.params.graph_k]
 
     def merge_queries(self, per_query: Sequence[Sequence[ScoredChunk]]) -> list[ScoredChunk]:
         """One candidate list from several queries' (the question's, then a next hop's), cut to
@@ -345,20 +353,83 @@ class Retriever:
 _TOKEN = re.compile(r"\S+")
 _EDGE_PUNCTUATION = "\"'“”‘’?!.,;:()[]"
 MAX_NAME_TOKENS = 8  # longer spans are sentences, not names (titles longer than that are not linked)
+# A quoted title: "Rebel Without a Cause", “Big Stone Gap”.
+_QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”')
+
+
+@dataclass(frozen=True)
+class NameSpan:
+    """A word span of the query that could name an entity: where it stands, and its entity key."""
+
+    start: int
+    end: int
+    key: str
+
+    def inside(self, other: NameSpan) -> bool:
+        """Strictly within `other`: "Kirton" in "Kirton End"."""
+        return other.start <= self.start and self.end <= other.end and self.length < other.length
+
+    def cuts(self, start: int, end: int) -> bool:
+        """Overlaps the text from `start` to `end` without holding all of it."""
+        return self.start < end and start < self.end and not (self.start <= start and end <= self.end)
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+def query_name_spans(query: str) -> list[NameSpan]:
+    """Every word span of the query that could be a name, in order of position.
+
+    Looking spans up, rather than extracting names first, finds titles the capitalisation
+    rules would cut differently, and needs no dictionary in the process. A quoted title is
+    one name: a span holding only part of it is none, so in 'his role in "Rebel Without a
+    Cause"' the question names the film, not an article called "Rebel".
+    """
+    tokens = [m.span() for m in _TOKEN.finditer(query)]
+    quoted = _quoted_titles(query)
+    spans: list[NameSpan] = []
+    for i in range(len(tokens)):
+        for j in range(i, min(i + MAX_NAME_TOKENS, len(tokens))):
+            raw = query[tokens[i][0] : tokens[j][1]]
+            span = raw.strip(_EDGE_PUNCTUATION)
+            # Names start with a capital or a digit: "city" must not find the article "City".
+            if len(span) < 3 or not (span[0].isupper() or span[0].isdigit()):
+                continue
+            start = tokens[i][0] + (len(raw) - len(raw.lstrip(_EDGE_PUNCTUATION)))
+            found = NameSpan(start, start + len(span), entity_key(span))
+            if not any(found.cuts(qs, qe) for qs, qe in quoted):
+                spans.append(found)
+    return spans
+
+
+def _quoted_titles(query: str) -> list[tuple[int, int]]:
+    """Where the query's quoted titles stand, without their edge punctuation ('"Rebel Without a
+    Cause," air' -> "Rebel Without a Cause"). A "quote" that could not be a name is a stray
+    quote mark paired with the next one ('the 12" single of …'), not a title."""
+    titles = []
+    for match in _QUOTED.finditer(query):
+        group = 1 if match.group(1) is not None else 2
+        text = match.group(group)
+        title = text.strip(_EDGE_PUNCTUATION + " ")
+        # As a name: opens with a capital or a digit, and is no longer than a name.
+        if (title[:1].isupper() or title[:1].isdigit()) and len(title.split()) <= MAX_NAME_TOKENS:
+            start = match.start(group) + text.index(title)
+            titles.append((start, start + len(title)))
+    return titles
 
 
 def query_name_keys(query: str) -> list[str]:
-    """Entity keys of every word span of the query: the graph keeps those some document is about.
+    """Entity keys of every word span of the query that could be a name (`query_name_spans`)."""
+    return sorted({span.key for span in query_name_spans(query)})
 
-    Looking spans up, rather than extracting names first, finds titles the capitalisation
-    rules would cut differently, and needs no dictionary in the process.
+
+def outermost_names(spans: Sequence[NameSpan], known: Collection[str]) -> set[str]:
+    """Keys of the spans some document is about (`known`), less those inside a longer such span.
+
+    The longest name wins where names overlap, as in entity linking: a question about
+    "Kirton End" names Kirton End, not the two villages called Kirton, and one about the
+    "National League North" not the National League.
     """
-    tokens = [m.span() for m in _TOKEN.finditer(query)]
-    keys: set[str] = set()
-    for i in range(len(tokens)):
-        for j in range(i, min(i + MAX_NAME_TOKENS, len(tokens))):
-            span = query[tokens[i][0] : tokens[j][1]].strip(_EDGE_PUNCTUATION)
-            # Names start with a capital or a digit: "city" must not find the article "City".
-            if len(span) >= 3 and (span[0].isupper() or span[0].isdigit()):
-                keys.add(entity_key(span))
-    return sorted(keys)
+    matched = [span for span in spans if span.key in known]
+    return {span.key for span in matched if not any(span.inside(other) for other in matched)}

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 TENANT = "eval"
 # Bump when the indexer changes what it writes: old eval indexes are then rebuilt, not reused.
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 BATCH_DOCUMENTS = 256  # documents embedded per batch: big batches keep both cores busy
 
 

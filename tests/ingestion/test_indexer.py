@@ -42,6 +42,22 @@ from retrieval.types import InvalidRequestError, SourceDocument
         ("Li, Wei", ["Li, Wei"]),  # "Li" alone is too short to look for
         ("Why Is There Air?", ["Why Is There Air?", "Why Is There Air"]),
         ("Oklahoma! (musical)", ["Oklahoma!", "Oklahoma"]),
+        # The name a designated title is referred to by: "last played for Salford City".
+        ("Salford City F.C.", ["Salford City F.C.", "Salford City"]),
+        ("A41 road", ["A41 road", "A41"]),
+        (
+            "1984 Tennessee Volunteers football team",
+            ["1984 Tennessee Volunteers football team", "1984 Tennessee Volunteers"],
+        ),
+        # Not a facet of a plain name, a one-word name before an abbreviation, a bare number,
+        # nor a tail that joins rather than designates.
+        ("Tara Strong filmography", ["Tara Strong filmography"]),
+        ("Dutch language", ["Dutch language"]),
+        ("Washington D.C.", ["Washington D.C."]),
+        ("1984 football season", ["1984 football season"]),
+        ("History of art", ["History of art"]),
+        ("A41 road to Chester", ["A41 road to Chester"]),
+        ("Ludwig van Beethoven", ["Ludwig van Beethoven"]),
         ("AB (band)", []),
         ("(film)", []),
         ("", []),
@@ -189,6 +205,24 @@ def test_written_documents_are_linked_through_the_graph(
     assert vectors.count("acme", "anne") == 1
     stored = graph.document("acme", "anne")
     assert stored is not None and stored["chunks"] == 1
+
+
+@pytest.mark.integration
+def test_a_passage_naming_a_designated_title_links_to_it_without_a_name_finder(
+    encoders: tuple[DenseEncoder, SparseEncoder], stores: tuple[QdrantEdgeStore, GraphStore]
+) -> None:
+    # As the agent's ingestion writes them (no corpus-wide name finder): the passage says
+    # "Salford City", the article is "Salford City F.C.".
+    vectors, graph = stores
+    documents = [
+        SourceDocument("williams", "Chris Williams", "Chris Williams last played for Salford City."),
+        SourceDocument("salford", "Salford City F.C.", "Salford City Football Club plays in Salford."),
+    ]
+    dense, sparse = encoders
+    for doc in prepare_documents("acme", documents, dense, sparse, 400, 0):
+        write_document("acme", doc, vectors, graph, replacing=False)
+    links = graph.linked_documents("acme", ["williams#0000"], limit=10)
+    assert [(link.document_id, link.seed) for link in links] == [("salford", "williams#0000")]
 
 
 @pytest.mark.integration

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +22,9 @@ from retrieval.pipeline import (
     Retriever,
     agreement,
     graph_gate,
+    outermost_names,
     query_name_keys,
+    query_name_spans,
     rerank_gate,
 )
 from retrieval.qdrant_edge_store import QdrantEdgeStore
@@ -33,7 +36,7 @@ from retrieval.types import InvalidRequestError, SourceDocument
 @pytest.mark.unit
 def test_query_name_keys_finds_capitalised_spans_of_the_question() -> None:
     # Quotes and the question mark are stripped from a span's edges only; keys are casefolded.
-    assert query_name_keys('Who directed "Big Stone Gap"?') == [
+    assert query_name_keys("Who directed Big Stone Gap?") == [
         "big",
         "big stone",
         "big stone gap",
@@ -42,9 +45,9 @@ def test_query_name_keys_finds_capitalised_spans_of_the_question() -> None:
         "stone gap",
         "who",
         "who directed",
-        'who directed "big',
-        'who directed "big stone',
-        'who directed "big stone gap',
+        "who directed big",
+        "who directed big stone",
+        "who directed big stone gap",
     ]
 
 
@@ -65,6 +68,32 @@ def test_query_name_keys_spans_at_most_eight_tokens() -> None:
     assert "w0x w1x w2x w3x w4x w5x w6x w7x" in keys
     assert "w0x w1x w2x w3x w4x w5x w6x w7x w8x" not in keys
     assert max(len(k.split()) for k in keys) == 8
+
+
+@pytest.mark.unit
+def test_a_quoted_title_is_one_name() -> None:
+    keys = query_name_keys('Who starred in "Rebel Without a Cause" with James Dean?')
+    assert "rebel without a cause" in keys
+    # Its parts are not names the question uses: no article called "Rebel" is looked up.
+    assert not {"rebel", "cause", "rebel without", "without a cause", 'in "rebel'} & set(keys)
+    assert 'who starred in "rebel without a cause' in keys  # a span may hold all of it
+    assert {"james dean", "james", "dean"} <= set(keys)  # outside the quotes, as before
+    assert "big stone gap" in query_name_keys("Who directed “Big Stone Gap”?")  # curly quotes too
+    # Punctuation inside the quotes is not part of the title.
+    assert "rebel without a cause" in query_name_keys('known for "Rebel Without a Cause," in 1955')
+    # A stray quote mark pairs with the next: that is no title, and every name in it still counts.
+    stray = query_name_keys('Is the 12" single of Stay by Shakespears Sister longer than "Hello"?')
+    assert {"stay", "shakespears sister", "hello"} <= set(stray)
+
+
+@pytest.mark.unit
+def test_the_outermost_known_name_wins() -> None:
+    spans = query_name_spans("Which city is Kirton End near, and is it in the National League North?")
+    known = {"kirton", "kirton end", "national league", "national league north"}
+    assert outermost_names(spans, known) == {"kirton end", "national league north"}
+    # A shorter name counts where no longer one around it is known.
+    assert outermost_names(spans, {"kirton", "national league"}) == {"kirton", "national league"}
+    assert outermost_names(spans, set()) == set()
 
 
 @pytest.mark.unit
@@ -315,6 +344,34 @@ def test_graph_expansion_raises_the_bridge_document(index: Index) -> None:
     assert BRIDGE not in {c.document_id for c in expanded.hits["bm25"]}
     # Unlinked, unnamed documents get no boost.
     assert "gap-inc" not in {c.document_id for c in expanded.hits["graph"]}
+
+
+@pytest.mark.integration
+def test_graph_expansion_raises_the_longest_name_the_question_uses(
+    index: Index, tmp_path: Path, falkordb_url: str
+) -> None:
+    documents = [
+        SourceDocument("kirton-suffolk", "Kirton, Suffolk", "Kirton is a village in Suffolk."),
+        SourceDocument("kirton-end", "Kirton End", "Kirton End is a hamlet near Boston."),
+    ]
+    vectors = QdrantEdgeStore(tmp_path / "qdrant")
+    graph = GraphStore(falkordb_url, prefix=f"t{uuid.uuid4().hex[:12]}")
+    try:
+        for doc in prepare_documents(TENANT, documents, index.dense, index.sparse, 400, 0):
+            write_document(TENANT, doc, vectors, graph, replacing=False)
+        retriever = Retriever(vectors, index.dense, index.sparse, graph)
+        found = retriever.candidates(
+            TENANT, "How far is Kirton End from the sea?", pipeline_named("hybrid-graph")
+        )
+        # Both articles are about a name the question contains; it names only Kirton End.
+        assert [c.document_id for c in found.hits["graph"]] == ["kirton-end"]
+        found = retriever.candidates(
+            TENANT, "How far is Kirton from the sea?", pipeline_named("hybrid-graph")
+        )
+        assert [c.document_id for c in found.hits["graph"]] == ["kirton-suffolk"]
+    finally:
+        graph.close()
+        vectors.close()
 
 
 @pytest.mark.integration
