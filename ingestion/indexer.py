@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ingestion.chunking import chunk_text
 from ingestion.entities import KnownNames, extract_entities, extract_relations
+from keel.core.names import designated_name
 from retrieval.encoders import DenseEncoder, SparseEncoder
 from retrieval.entity_names import entity_key
 from retrieval.graph_store import GraphChunk, GraphDocument, GraphRelation, GraphStore, Provenance
@@ -62,7 +63,7 @@ def title_aliases(title: str) -> list[str]:
     HTML entities unescaped, a trailing "(...)" qualifier dropped, and the part before ", "
     as a second name when what follows is itself a name (a place: "Boston, Lincolnshire"; not
     a list: "Alcohol, wine, and health"), the name without a trailing designator ("A41 road"
-    -> "A41", `_without_designator`), and the title without a closing "?" or "!". Names
+    -> "A41", `designated_name`), and the title without a closing "?" or "!". Names
     under 3 characters are dropped (they would match everywhere), and so are all-capitals
     titles: section headings ("METHODS AND RESULTS").
     """
@@ -73,46 +74,11 @@ def title_aliases(title: str) -> list[str]:
     parts = subject.split(", ")
     if len(parts) == 2 and parts[1][:1].isupper():
         names.append(parts[0].strip())
-    names.extend(_without_designator(subject))
+    names.extend(designated_name(subject))
     # A title ending in "?" or "!" ("Why Is There Air?", "Oklahoma!") is also named without it:
     # name extraction and query spans drop edge punctuation, so the key with it never matched.
     names.append(subject.rstrip("?!").strip())
     return [n for n in dict.fromkeys(names) if len(n) >= 3]
-
-
-# A title's trailing designator: what kind of thing its name is ("A41 road", "Salford City F.C.",
-# "1984 Tennessee Volunteers football team"). Lower-case words or dotted abbreviations.
-_DESIGNATED = re.compile(
-    r"^(?P<name>.*?[A-Z0-9]\S*)(?P<designator>(?:\s+(?:[a-z][\w-]*|[A-Z]\.(?:[A-Z]\.)+))+)$"
-)
-# Words that join a name to what follows rather than say what kind of thing it is: "History of
-# art" is not a kind of "History", nor is "Ludwig van Beethoven" a kind of "Ludwig".
-_JOINING_WORDS = frozenset(
-    {"a", "an", "and", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with"}
-    | {"da", "de", "del", "der", "des", "di", "du", "la", "le", "van", "von"}  # name particles
-)
-
-
-def _without_designator(subject: str) -> list[str]:
-    """The name a title designates, as text refers to it: "Salford City F.C." -> "Salford City".
-
-    A passage says "last played for Salford City" or "joins the A41", and only that name links
-    it to the article. Two kinds of title only. A name with a number in it ("A41", "1984
-    Tennessee Volunteers") picks its entity out whatever the words after it. A dotted
-    abbreviation ("F.C.") is the entity's own suffix; the name before it must be two words or
-    more ("Washington D.C." is not "Washington"). Lower-case words after a plain name often
-    make a facet with an article of its own ("Tara Strong filmography", "Kansas City jazz"):
-    the facet must not claim the name (on HotpotQA dev, MRR@10 0.933 -> 0.925 when it did).
-    """
-    match = _DESIGNATED.match(subject)
-    if match is None:
-        return []
-    name, designator = match.group("name"), match.group("designator").split()
-    if _JOINING_WORDS.intersection(designator):
-        return []
-    numbered = any(ch.isdigit() for ch in name) and any(ch.isalpha() for ch in name)
-    abbreviated = all("." in word for word in designator) and len(name.split()) >= 2
-    return [name] if numbered or abbreviated else []
 
 
 def about_entities(title: str) -> list[tuple[str, str]]:

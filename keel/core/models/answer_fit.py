@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from keel.core.names import designated_name
+
 # The calibrated weights: fit = (cosine + 0.7 covered + 0.4 named - 0.8) / 1.2, clamped to [0, 1].
 _COVERED_WEIGHT = 0.7
 _NAMED_WEIGHT = 0.4
@@ -62,10 +64,12 @@ def terms(text: str) -> set[str]:
 
 
 def subject_names(title: str) -> list[str]:
-    """The name a document's title gives its subject, casefolded: "Nola (film)" → "nola",
-    "gate-codes.md" → "gate codes"."""
-    name = " ".join(_TITLE_NOISE.sub(" ", title).replace("_", " ").replace("-", " ").split()).casefold()
-    return [name] if len(name) >= 3 else []
+    """The names a document's title gives its subject, casefolded: "Nola (film)" → "nola",
+    "gate-codes.md" → "gate codes", and the name it designates, as ingestion links it:
+    "Salford City F.C." → "salford city f.c.", "salford city" (`keel.core.names`)."""
+    name = " ".join(_TITLE_NOISE.sub(" ", title).replace("_", " ").replace("-", " ").split())
+    names = dict.fromkeys(n.casefold() for n in [name, *designated_name(name)])
+    return [n for n in names if len(n) >= 3]
 
 
 def display_title(title: str) -> str:

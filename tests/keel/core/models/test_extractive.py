@@ -254,6 +254,30 @@ def test_a_bridge_answer_states_the_fact_and_only_cites_the_hop_that_leads_to_it
     assert gen.answer == fact
 
 
+def test_a_sentence_naming_a_clubs_designated_name_leads_to_that_club(embed: Embed) -> None:
+    # The player's sentence names "Holt Rovers", the article is "Holt Rovers F.C.": the same
+    # club (as ingestion links them), so the pair is a hop and beats a club that shares only
+    # the league with the question.
+    from ingestion.entities import extract_entities
+
+    lead = "Dan Kerr is an English footballer who last played for Holt Rovers as a forward."
+    fact = "Holt Rovers Football Club is a football club in Holt which plays in the Northern Premier League."
+    other = (
+        "Ashby Town Football Club is a football club based in the market town of Ashby that competes"
+        " in the Northern Premier League, the seventh tier of English football."
+    )
+    passages = [
+        _doc("kerr", "Dan Kerr (footballer)", lead),
+        _doc("ashby", "Ashby Town F.C.", other),
+        _doc("holt", "Holt Rovers F.C.", fact),
+    ]
+    gen = ExtractiveProvider(embed, find_entities=extract_entities).generate(
+        "Dan Kerr last played for which football club from the Northern Premier League?", passages
+    )
+    assert {c.document_id for c in gen.citations} == {"kerr", "holt"}, gen.citations
+    assert "Holt Rovers" in gen.answer and "Ashby" not in gen.answer, gen.answer
+
+
 @pytest.mark.parametrize(
     ("question", "focus"),
     [
