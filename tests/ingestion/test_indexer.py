@@ -185,6 +185,19 @@ def stores(tmp_path: Path, falkordb_url: str) -> Iterator[tuple[QdrantEdgeStore,
         vectors.close()
 
 
+def write_all(
+    encoders: tuple[DenseEncoder, SparseEncoder],
+    stores: tuple[QdrantEdgeStore, GraphStore],
+    documents: list[SourceDocument],
+    chunk_chars: int,
+    finder: NameFinder | None = None,
+) -> None:
+    """Prepare and write `documents` as new, one at a time, as the ingestion activity does."""
+    (dense, sparse), (vectors, graph) = encoders, stores
+    for doc in prepare_documents("acme", documents, dense, sparse, chunk_chars, 0, name_finder=finder):
+        write_document("acme", doc, vectors, graph, replacing=False)
+
+
 @pytest.mark.integration
 def test_written_documents_are_linked_through_the_graph(
     encoders: tuple[DenseEncoder, SparseEncoder], stores: tuple[QdrantEdgeStore, GraphStore]
@@ -213,14 +226,12 @@ def test_a_passage_naming_a_designated_title_links_to_it_without_a_name_finder(
 ) -> None:
     # As the agent's ingestion writes them (no corpus-wide name finder): the passage says
     # "Salford City", the article is "Salford City F.C.".
-    vectors, graph = stores
+    _, graph = stores
     documents = [
         SourceDocument("williams", "Chris Williams", "Chris Williams last played for Salford City."),
         SourceDocument("salford", "Salford City F.C.", "Salford City Football Club plays in Salford."),
     ]
-    dense, sparse = encoders
-    for doc in prepare_documents("acme", documents, dense, sparse, 400, 0):
-        write_document("acme", doc, vectors, graph, replacing=False)
+    write_all(encoders, stores, documents, chunk_chars=400)
     links = graph.linked_documents("acme", ["williams#0000"], limit=10)
     assert [(link.document_id, link.seed) for link in links] == [("salford", "williams#0000")]
 
@@ -229,15 +240,13 @@ def test_a_passage_naming_a_designated_title_links_to_it_without_a_name_finder(
 def test_the_graph_says_why_two_documents_are_linked(
     encoders: tuple[DenseEncoder, SparseEncoder], stores: tuple[QdrantEdgeStore, GraphStore]
 ) -> None:
-    vectors, graph = stores
+    _, graph = stores
     documents = [
         SourceDocument("witham", "The Witham (river)", "The Witham flows past Lincoln to Boston."),
         SourceDocument("port", "Port of Boston", "Ships reach the port along the Witham."),
     ]
     finder = NameFinder(alias for doc in documents for alias in title_aliases(doc.title))
-    dense, sparse = encoders
-    for doc in prepare_documents("acme", documents, dense, sparse, 200, 0, name_finder=finder):
-        write_document("acme", doc, vectors, graph, replacing=False)
+    write_all(encoders, stores, documents, chunk_chars=200, finder=finder)
     # The port's passage names the Witham; the article about "The Witham" is the next hop...
     links = graph.linked_documents("acme", ["port#0000"], limit=10)
     assert [link.document_id for link in links] == ["witham"]

@@ -14,6 +14,7 @@ answerable questions and 0.808 of the unanswerable ones.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -63,13 +64,17 @@ def terms(text: str) -> set[str]:
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
-def subject_names(title: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def subject_names(title: str) -> tuple[str, ...]:
     """The names a document's title gives its subject, casefolded: "Nola (film)" → "nola",
     "gate-codes.md" → "gate codes", and the name it designates, as ingestion links it:
-    "Salford City F.C." → "salford city f.c.", "salford city" (`keel.core.names`)."""
+    "Salford City F.C." → "salford city f.c.", "salford city" (`keel.core.names`).
+
+    Cached: the answerer asks again for every pair of sentences it weighs (545 times for two
+    answers over 7 passages), always about the same few titles."""
     name = " ".join(_TITLE_NOISE.sub(" ", title).replace("_", " ").replace("-", " ").split())
     names = dict.fromkeys(n.casefold() for n in [name, *designated_name(name)])
-    return [n for n in names if len(n) >= 3]
+    return tuple(n for n in names if len(n) >= 3)
 
 
 def display_title(title: str) -> str:
